@@ -1,0 +1,131 @@
+"""Shared helpers of the benchmark scripts: environment record and atomic result files."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RESULTS = os.path.join(HERE, "results")
+
+
+def configure_threads(threads):
+    """Limit XLA (JAX) and BLAS to one thread when ``threads == "1"``; must run before JAX is imported.
+
+    On a small shared machine XLA's multi-threaded Eigen pool degrades badly (we saw up to ~7x slower
+    steps) as soon as another process competes for the cores; single-threaded timings are reproducible.
+    """
+    if "jax" in sys.modules:
+        raise RuntimeError("configure_threads must be called before jax is imported")
+    if str(threads) == "1":
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = "1"
+    return dict(threads=str(threads), XLA_FLAGS=os.environ.get("XLA_FLAGS"),
+                OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS"))
+
+
+def git_commit():
+    """``git rev-parse HEAD`` of the repository, or None (no commits, no git, ...)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def load_average():
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def environment():
+    """Versions and machine description recorded with every result file."""
+    import numpy
+    import scipy
+    try:
+        import jax
+        jax_version = jax.__version__
+        jax_backend = jax.default_backend()
+    except Exception:  # noqa: BLE001 - the record must not fail
+        jax_version = jax_backend = None
+    cpu_model = None
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return dict(
+        python=sys.version.split()[0], numpy=numpy.__version__, scipy=scipy.__version__, jax=jax_version,
+        jax_backend=jax_backend, platform=platform.platform(), machine=platform.machine(),
+        cpu_count=os.cpu_count(), cpu_model=cpu_model, git_commit=git_commit(),
+        load_average_at_start=load_average(),
+        date_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _atomic_write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _jsonable(obj):
+    import numpy as np
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if v == v and v not in (float("inf"), float("-inf")) else repr(v)  # NaN/inf as strings
+    return obj
+
+
+def write_json(path, data):
+    _atomic_write(path, json.dumps(_jsonable(data), indent=2) + "\n")
+
+
+def write_text(path, text):
+    _atomic_write(path, text)
+
+
+def fmt(v, spec=".3g"):
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int,)):
+        return str(v)
+    try:
+        return format(float(v), spec)
+    except (TypeError, ValueError):
+        return str(v)

@@ -1,0 +1,24 @@
+"""smtheory — statistical-mechanics theory of a tractable transformer.
+
+Implements the finite-width kernel theory of Tiberi, Mignacco, Irie & Sompolinsky
+(NeurIPS 2024) with the conventions of ``THEORY.md``.
+"""
+from . import _jax  # noqa: F401  (float64 for all theory)
+from ._validate import InputError
+from .attention import AttentionLayer, attention_matrices, readout_vector
+from .kernels import gp_kernel, path_pair_kernels, renormalized_kernel, subnetwork_gp_u
+from .model import ModelSpec
+from .network import effective_weights, forward, init_weights, path_form, sampled_order_parameters
+from .paths import path_features, path_index, path_labels, scaled_path_features, subnetwork_paths
+from .predictor import PredictorStats, kernel_task_alignment, predictor_moments, predictor_statistics
+from .problem import KernelProblem
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InputError", "AttentionLayer", "attention_matrices", "readout_vector", "gp_kernel", "path_pair_kernels",
+    "renormalized_kernel", "subnetwork_gp_u", "ModelSpec", "path_features", "path_index", "path_labels",
+    "scaled_path_features", "subnetwork_paths", "PredictorStats", "kernel_task_alignment", "predictor_moments",
+    "predictor_statistics", "KernelProblem", "effective_weights", "forward", "init_weights", "path_form",
+    "sampled_order_parameters", "__version__",
+]

@@ -1,0 +1,213 @@
+"""The order-parameter action and its saddle-point equations (THEORY.md §3).
+
+All functions are pure JAX (float64) functions of the order parameters
+``U_1, ..., U_L`` (a list of symmetric positive-definite matrices, ``U_ℓ`` of size
+``D_ℓ × D_ℓ``), with the readout scalar ``U_a`` eliminated in closed form.  The
+training data enter only through the scaled path features ``ξ̃`` (``[P, D, N0]``)
+and the labels ``Y``.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _jax  # noqa: F401
+from .kernels import renormalized_kernel
+from .model import ModelSpec
+
+
+@jax.tree_util.register_pytree_node_class
+class ActionConstants:
+    """The numbers of a :class:`ModelSpec` that the action needs, as a JAX pytree.
+
+    ``heads`` is static (it fixes array shapes); widths, variances and temperature
+    are traced, so a continuation along N or T does not recompile.
+    """
+
+    def __init__(self, heads, widths, variances, temperature):
+        self.heads = tuple(int(h) for h in heads)
+        self.widths = jnp.asarray(widths, dtype=jnp.float64)
+        self.variances = jnp.asarray(variances, dtype=jnp.float64)
+        self.temperature = jnp.asarray(temperature, dtype=jnp.float64)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec):
+        return cls(spec.heads, spec.widths, spec.variances, spec.temperature)
+
+    def tree_flatten(self):
+        return (self.widths, self.variances, self.temperature), self.heads
+
+    @classmethod
+    def tree_unflatten(cls, heads, children):
+        obj = object.__new__(cls)
+        obj.heads = heads
+        obj.widths, obj.variances, obj.temperature = children
+        return obj
+
+
+def partial_trace(U, n_heads):
+    """``[Tr_h U]_{η,η'} = Σ_h U[(h, η), (h, η')]`` over the most significant index."""
+    d = U.shape[0] // n_heads
+    return jnp.einsum("hihj->ij", U.reshape(n_heads, d, n_heads, d))
+
+
+def readout_scalar(U_L, c: ActionConstants):
+    """Closed-form ``U_a`` from ``∂S/∂U_a = 0``: ``U_a² + β U_a − γ = 0`` (THEORY §3).
+
+    ``β = σa² (H_L N_L/N_a − 1)``, ``γ = Tr(U_L) N_L σa² / (N_a σL²)``.
+    """
+    H_L, N_L, N_a = c.heads[-1], c.widths[-2], c.widths[-1]
+    sa2, sL2 = c.variances[-1], c.variances[-2]
+    beta = sa2 * (H_L * N_L / N_a - 1.0)
+    gamma = jnp.trace(U_L) * N_L * sa2 / (N_a * sL2)
+    # numerically stable positive root of u² + βu − γ = 0 (γ > 0)
+    disc = jnp.sqrt(beta**2 + 4.0 * gamma)
+    return jnp.where(beta >= 0, 2.0 * gamma / (beta + disc), (-beta + disc) / 2.0)
+
+
+def _logdet_and_solve(A, B=None):
+    """``ln det A`` and (optionally) ``A^{-1} B`` for SPD ``A`` through one Cholesky factorisation."""
+    cf = jax.scipy.linalg.cho_factor(A, lower=True)
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(cf[0])))
+    if B is None:
+        return logdet, None
+    return logdet, jax.scipy.linalg.cho_solve(cf, B)
+
+
+def prior_action(Us, c: ActionConstants):
+    """The entropic (data-independent) part of the action (all but the last line of THEORY §3)."""
+    L = len(c.heads)
+    N = c.widths  # N_1..N_L, N_a
+    var = c.variances  # s0², s1²..sL², sa²
+    U_a = readout_scalar(Us[-1], c)
+    S = N[-1] * (U_a / var[-1] - jnp.log(U_a))
+    for l in range(L):
+        H_l = c.heads[l]
+        if l == L - 1:
+            trace = jnp.trace(Us[l]) / U_a
+            logdet_next = jnp.log(U_a)
+            logdet_l, _ = _logdet_and_solve(Us[l])
+        else:
+            logdet_next, sol = _logdet_and_solve(Us[l + 1], partial_trace(Us[l], H_l))
+            trace = jnp.trace(sol)
+            logdet_l, _ = _logdet_and_solve(Us[l])
+        S = S + N[l] * (trace / var[l + 1] - logdet_l + H_l * logdet_next)
+    return S
+
+
+def energy_term(U1, xi, y, temperature):
+    """``ln det(T I + K) + Y^T (T I + K)^{-1} Y`` with ``K = K_{U_1}`` on the training set."""
+    K = renormalized_kernel(xi, U1)
+    A = K + temperature * jnp.eye(K.shape[0])
+    logdet, sol = _logdet_and_solve(A, y)
+    return logdet + jnp.dot(y, sol)
+
+
+def action(Us, xi, y, c: ActionConstants):
+    """The action ``S(U_1, ..., U_L)`` of THEORY §3 with ``U_a`` eliminated.
+
+    Parameters
+    ----------
+    Us : list of arrays
+        ``[U_1, ..., U_L]``, symmetric positive definite, ``U_ℓ`` of size ``D_ℓ``.
+    xi : array [P, D, N0]
+        Scaled training path features ``ξ̃``.
+    y : array [P]
+        Training labels ``Y``.
+    c : ActionConstants
+
+    Returns
+    -------
+    scalar
+    """
+    return prior_action(Us, c) + energy_term(Us[0], xi, y, c.temperature)
+
+
+def phi_matrix(U1, xi, y, temperature):
+    """``Φ_{ππ'} = Tr(G C_{ππ'}) − Y^T G C_{ππ'} G Y`` with ``G = (T I + K)^{-1}`` (THEORY §3).
+
+    Computed in factored form: ``Tr(G C_{ππ'}) = Σ_{p,i} (G Ξ_π)_{p i} Ξ_{π' p i}``.
+    """
+    P, D, N0 = xi.shape
+    K = renormalized_kernel(xi, U1)
+    A = K + temperature * jnp.eye(P)
+    cf = jax.scipy.linalg.cho_factor(A, lower=True)
+    flat = xi.reshape(P, D * N0)
+    G_xi = jax.scipy.linalg.cho_solve(cf, flat).reshape(P, D, N0)
+    trace_term = jnp.einsum("pdi,pei->de", G_xi, xi)
+    b = jnp.einsum("p,pdi->di", jax.scipy.linalg.cho_solve(cf, y), xi)  # Ξ_π^T G Y
+    phi = trace_term - b @ b.T
+    return 0.5 * (phi + phi.T)
+
+
+def saddle_point_residuals(Us, xi, y, c: ActionConstants):
+    """Relative residuals of the saddle-point equations of THEORY §3, written out explicitly.
+
+    Returns a list, one entry per layer ℓ = 1..L, followed by the ``U_a`` equation:
+
+    - ℓ = 1: ``‖U_1^{-1} − (I⊗U_2)^{-1}/σ1² − Φ/N1‖ / ‖U_1^{-1}‖`` (for L = 1, ``U_2 ≡ U_a``);
+    - 2 ≤ ℓ ≤ L: ``‖N_ℓ[(I⊗U_{ℓ+1})^{-1}/σℓ² − U_ℓ^{-1}] + N_{ℓ−1}[H_{ℓ−1}U_ℓ^{-1}
+      − U_ℓ^{-1}(Tr U_{ℓ−1})U_ℓ^{-1}/σ_{ℓ−1}²]‖`` divided by the norm of the sum of the absolute terms;
+    - ``U_a``: the quadratic's residual relative to its largest term.
+
+    These are independent of automatic differentiation, so they check that the
+    solver's minimiser solves the equations of the theory and not only its own gradient.
+    """
+    L = len(c.heads)
+    N = c.widths
+    var = c.variances
+    U_a = readout_scalar(Us[-1], c)
+    nxt = [jnp.kron(jnp.eye(c.heads[l]), Us[l + 1]) for l in range(L - 1)] + [U_a * jnp.eye(Us[-1].shape[0])]
+    inv = [jnp.linalg.inv(U) for U in Us]
+    inv_next = [jnp.linalg.inv(M) for M in nxt]
+    out = []
+    phi = phi_matrix(Us[0], xi, y, c.temperature)
+    r = inv[0] - inv_next[0] / var[1] - phi / N[0]
+    out.append(jnp.linalg.norm(r) / jnp.linalg.norm(inv[0]))
+    for l in range(1, L):
+        a = N[l] * inv_next[l] / var[l + 1]
+        b = N[l] * inv[l]
+        cc = N[l - 1] * c.heads[l - 1] * inv[l]
+        d = N[l - 1] * inv[l] @ partial_trace(Us[l - 1], c.heads[l - 1]) @ inv[l] / var[l]
+        scale = jnp.linalg.norm(a) + jnp.linalg.norm(b) + jnp.linalg.norm(cc) + jnp.linalg.norm(d)
+        out.append(jnp.linalg.norm(a - b + cc - d) / scale)
+    H_L, N_L, N_a = c.heads[-1], N[-2], N[-1]
+    beta = var[-1] * (H_L * N_L / N_a - 1.0)
+    gamma = jnp.trace(Us[-1]) * N_L * var[-1] / (N_a * var[-2])
+    out.append(jnp.abs(U_a**2 + beta * U_a - gamma) / (U_a**2 + jnp.abs(beta * U_a) + gamma))
+    return [float(v) for v in out]
+
+
+def sym_from_triu(vec, n):
+    """Symmetric ``n × n`` matrix from its upper-triangle entries (row-major)."""
+    iu = np.triu_indices(n)
+    M = jnp.zeros((n, n)).at[iu].set(vec)
+    return M + M.T - jnp.diag(jnp.diag(M))
+
+
+def triu_from_sym(M):
+    """Upper-triangle entries (row-major) of a symmetric matrix."""
+    return jnp.asarray(M)[np.triu_indices(M.shape[0])]
+
+
+def energy_hessian(U1, xi, y, temperature):
+    """Exact Hessian of the energy term in the full (non-symmetrised) entries of ``U_1``.
+
+    With ``G = (T I + K)^{-1}``, ``M = Ξ^T G Ξ`` (``[D, N0, D, N0]``) and ``β_a = Ξ_a^T G Y``:
+
+    ``∂²E/∂U_ab ∂U_cd = −Σ_ij M_bc[i,j] M_da[j,i] + β_c^T M_da β_b + β_a^T M_bc β_d``.
+
+    Cost ``O(P (D N0)² + D⁴ N0²)``, memory ``O((D N0)²)``; returns a ``[D², D²]`` matrix.
+    """
+    P, D, N0 = xi.shape
+    K = renormalized_kernel(xi, U1)
+    cf = jax.scipy.linalg.cho_factor(K + temperature * jnp.eye(P), lower=True)
+    flat = xi.reshape(P, D * N0)
+    M = (flat.T @ jax.scipy.linalg.cho_solve(cf, flat)).reshape(D, N0, D, N0)
+    beta = jnp.einsum("p,pdi->di", jax.scipy.linalg.cho_solve(cf, y), xi)
+    t4 = jnp.einsum("bicj,djai->abcd", M, M)
+    Mb = jnp.einsum("djai,bi->dabj", M, beta)  # (M_da β_b)_j
+    t2 = jnp.einsum("cj,dabj->abcd", beta, Mb)  # β_c^T M_da β_b
+    H = -t4 + t2 + jnp.transpose(t2, (2, 3, 0, 1))
+    return H.reshape(D * D, D * D)

@@ -1,0 +1,193 @@
+"""Attention computed from the bare input (THEORY.md §1).
+
+Conventions: inputs are ``[example, feature, token]``; an attention matrix
+``Ω[s, t]`` has the key ``s`` first and the query ``t`` second, the softmax runs
+over keys (each column sums to one) and output token ``t`` is ``Σ_s x_s Ω_st``.
+Attention matrices are returned as ``[example, head, key, query]``.
+
+All functions are vectorised over examples and chunked so that the
+``[P, H, N0, T]`` intermediate never exceeds a few hundred MB.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validate import InputError, finite_array
+from .model import READOUTS
+
+NONLINEARITIES = ("softmax", "hardmax")
+
+
+def _chunks(n, per_item_bytes, budget=256 * 2**20):
+    step = max(1, int(budget // max(per_item_bytes, 1)))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+def w_scores(x, W):
+    """Bilinear "w-style" scores ``score_st = x_s^T W x_t``.
+
+    Parameters
+    ----------
+    x : array [P, N0, T]
+    W : array [H, N0, N0]
+
+    Returns
+    -------
+    array [P, H, T, T] indexed ``[example, head, key s, query t]``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    W = np.asarray(W, dtype=np.float64)
+    P, N0, T = x.shape
+    H = W.shape[0]
+    out = np.empty((P, H, T, T))
+    for sl in _chunks(P, 2 * H * N0 * T * 8):
+        p = x[sl].shape[0]
+        # one large GEMM for W x_t over all (example, token) pairs, then a batched x_s^T (W x_t)
+        xt = np.ascontiguousarray(np.transpose(x[sl], (1, 0, 2))).reshape(N0, p * T)
+        Wx = (W.reshape(H * N0, N0) @ xt).reshape(H, N0, p, T)
+        Wx = np.ascontiguousarray(np.transpose(Wx, (2, 1, 0, 3))).reshape(p, N0, H * T)
+        s = np.matmul(np.swapaxes(x[sl], 1, 2), Wx)  # [p, T(s), H*T(t)]
+        out[sl] = np.transpose(s.reshape(p, T, H, T), (0, 2, 1, 3))
+    return out
+
+
+def qk_scores(x, Q, K):
+    """Query–key scores ``score_st = (K x_s)·(Q x_t)/√G``.
+
+    Parameters
+    ----------
+    x : array [P, N0, T]
+    Q, K : arrays [H, G, N0]
+
+    Returns
+    -------
+    array [P, H, T, T] indexed ``[example, head, key s, query t]``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    Q = np.asarray(Q, dtype=np.float64)
+    K = np.asarray(K, dtype=np.float64)
+    P, N0, T = x.shape
+    H, G, _ = Q.shape
+    out = np.empty((P, H, T, T))
+    for sl in _chunks(P, 2 * H * G * T * 8):
+        p = x[sl].shape[0]
+        xt = np.ascontiguousarray(np.transpose(x[sl], (1, 0, 2))).reshape(N0, p * T)
+        kx = (K.reshape(H * G, N0) @ xt).reshape(H, G, p, T).transpose(2, 0, 3, 1)  # [p, H, T(s), G]
+        qx = (Q.reshape(H * G, N0) @ xt).reshape(H, G, p, T).transpose(2, 0, 1, 3)  # [p, H, G, T(t)]
+        out[sl] = np.matmul(kx, qx) / np.sqrt(G)
+    return out
+
+
+def softmax_keys(scores):
+    """Softmax over the key axis (``-2``): every column of ``Ω`` sums to one."""
+    z = scores - scores.max(axis=-2, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-2, keepdims=True)
+
+
+def hardmax_keys(scores):
+    """Hardmax over keys: one-hot on the largest score; exact ties share the weight equally."""
+    top = scores == scores.max(axis=-2, keepdims=True)
+    return top / top.sum(axis=-2, keepdims=True)
+
+
+def readout_vector(n_tokens, readout="last"):
+    """The fixed token-readout vector ``r ∈ R^T`` (THEORY §1)."""
+    if readout not in READOUTS:
+        raise InputError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+    r = np.zeros(n_tokens)
+    if readout == "last":
+        r[-1] = 1.0
+    elif readout == "first":
+        r[0] = 1.0
+    else:
+        r[:] = 1.0 / n_tokens
+    return r
+
+
+@dataclass(frozen=True)
+class AttentionLayer:
+    """Fixed (non-Bayesian) attention weights of one layer.
+
+    Give either ``W`` ([H, N0, N0], w-style) or both ``Q`` and ``K`` ([H, G, N0], qk-style).
+
+    Parameters
+    ----------
+    W : array [H, N0, N0], optional
+    Q, K : arrays [H, G, N0], optional
+    nonlinearity : {"softmax", "hardmax"}
+    name : str, optional
+        Used in error messages (e.g. ``"layer 1"``).
+    """
+
+    W: np.ndarray = None
+    Q: np.ndarray = None
+    K: np.ndarray = None
+    nonlinearity: str = "softmax"
+    name: str = "attention layer"
+
+    def __post_init__(self):
+        if self.nonlinearity not in NONLINEARITIES:
+            raise InputError(f"{self.name}: nonlinearity must be one of {NONLINEARITIES}, got {self.nonlinearity!r}")
+        if self.W is not None:
+            if self.Q is not None or self.K is not None:
+                raise InputError(f"{self.name}: give either W or (Q, K), not both")
+            W = finite_array(f"{self.name} W", self.W, ndim=3)
+            if W.shape[1] != W.shape[2]:
+                raise InputError(f"{self.name} W must have shape [H, N0, N0], got {W.shape}")
+            object.__setattr__(self, "W", W)
+        elif self.Q is not None and self.K is not None:
+            Q = finite_array(f"{self.name} Q", self.Q, ndim=3)
+            K = finite_array(f"{self.name} K", self.K, ndim=3)
+            if Q.shape != K.shape:
+                raise InputError(f"{self.name}: Q and K must have the same shape [H, G, N0], got {Q.shape} and {K.shape}")
+            object.__setattr__(self, "Q", Q)
+            object.__setattr__(self, "K", K)
+        else:
+            raise InputError(f"{self.name}: give W ([H, N0, N0]) or both Q and K ([H, G, N0])")
+
+    @property
+    def style(self) -> str:
+        return "w" if self.W is not None else "qk"
+
+    @property
+    def n_heads(self) -> int:
+        return (self.W if self.W is not None else self.Q).shape[0]
+
+    @property
+    def input_dim(self) -> int:
+        return (self.W if self.W is not None else self.Q).shape[-1]
+
+    def scores(self, x):
+        return w_scores(x, self.W) if self.style == "w" else qk_scores(x, self.Q, self.K)
+
+    def __call__(self, x):
+        """Attention matrices ``Ω^{ℓ,h}(x)`` as ``[P, H, key, query]``."""
+        s = self.scores(x)
+        return softmax_keys(s) if self.nonlinearity == "softmax" else hardmax_keys(s)
+
+
+def attention_matrices(x, layers):
+    """Attention matrices of every layer from the bare input.
+
+    Parameters
+    ----------
+    x : array [P, N0, T]
+    layers : sequence of :class:`AttentionLayer`
+
+    Returns
+    -------
+    list of arrays [P, H_ℓ, T, T]
+    """
+    x = finite_array("x", x, ndim=3)
+    out = []
+    for i, layer in enumerate(layers):
+        if layer.input_dim != x.shape[1]:
+            raise InputError(
+                f"attention layer {i + 1} expects input width N0 = {layer.input_dim}, but x has N0 = {x.shape[1]}"
+            )
+        out.append(layer(x))
+    return out

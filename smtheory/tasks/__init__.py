@@ -1,0 +1,4 @@
+"""Built-in tasks (THEORY.md §5)."""
+from . import markov
+
+__all__ = ["markov"]

@@ -1,0 +1,428 @@
+"""Numeric saddle-point solver for the order-parameter action (THEORY.md §3).
+
+The action is minimised over ``U_1 ... U_L`` (``U_a`` eliminated in closed form) in
+a log-Cholesky parameterisation that keeps every ``U_ℓ`` positive definite.  The
+optimiser is a trust-region Newton method from :func:`scipy.optimize.minimize`
+with exact JAX gradients and exact Hessians (``trust-exact``, dense Hessian from
+batched Hessian-vector products) or, for many parameters, exact Hessian-vector
+products (``trust-krylov``).  The result is certified afterwards, independently of
+the optimiser: the saddle-point equations of THEORY §3 are evaluated explicitly and
+the smallest eigenvalue of the Hessian of ``S`` in the independent entries of the
+``U_ℓ`` is computed.  ``converged`` is True only if both pass.
+"""
+from __future__ import annotations
+
+import time
+from functools import partial
+import warnings
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+import scipy.sparse.linalg
+
+from smtheory import _jax  # noqa: F401
+from smtheory._validate import InputError, positive_float, positive_int
+from smtheory.action import (ActionConstants, action, energy_hessian, phi_matrix, prior_action, readout_scalar,
+                             saddle_point_residuals)
+from smtheory.model import ModelSpec
+from smtheory.problem import KernelProblem
+
+from . import parameterization as par
+
+DENSE_HESSIAN_MAX = 300  # parameters up to which the optimiser uses dense Newton steps
+DENSE_CERTIFICATE_MAX = 600  # entries up to which the certificate Hessian is formed densely
+ANALYTIC_HESSIAN_BYTES = 512 * 2**20  # memory allowed for M = Ξ^T G Ξ in the closed-form Hessian  # entries up to which the certificate Hessian is formed densely
+
+
+@dataclass
+class SaddlePointResult:
+    """Outcome of a saddle-point solve, with an honest convergence report.
+
+    Attributes
+    ----------
+    U : list of ndarray
+        ``[U_1, ..., U_L]``; ``U[0]`` is the path–path order parameter ``U_1`` (D × D).
+    U_a : float
+        Readout order parameter.
+    action : float
+        ``S`` at the solution (THEORY §3, unscaled).
+    grad_norm : float
+        Euclidean norm of ``∂S`` with respect to the independent entries of the ``U_ℓ``.
+    hessian_min_eig : float
+        Smallest eigenvalue of the Hessian of ``S`` in the independent entries (> 0 certifies a minimum).
+    residuals : list of float
+        Relative residuals of the saddle-point equations (one per layer, then ``U_a``).
+    iterations : int
+    n_evaluations : int
+        Number of action/gradient evaluations.
+    time : float
+        Wall time in seconds (excluding one-off JIT compilation).
+    converged : bool
+        True only if ``max(residuals) < tol`` and ``hessian_min_eig > 0``.
+    message : str
+    spec : ModelSpec
+    method : str
+    """
+
+    U: list
+    U_a: float
+    action: float
+    grad_norm: float
+    hessian_min_eig: float
+    residuals: list
+    iterations: int
+    n_evaluations: int
+    time: float
+    converged: bool
+    message: str
+    spec: ModelSpec
+    method: str
+    theta: np.ndarray = field(default=None, repr=False)
+
+    @property
+    def U1(self):
+        """The path–path order parameter ``U_1`` (D × D)."""
+        return self.U[0]
+
+    @property
+    def max_residual(self):
+        return max(self.residuals)
+
+    def __repr__(self):
+        lines = [
+            f"SaddlePointResult(converged={self.converged}, message={self.message!r})",
+            f"  widths={self.spec.widths}  T={self.spec.temperature}  method={self.method}",
+            f"  action={self.action:.12g}  grad_norm={self.grad_norm:.3e}  max_residual={self.max_residual:.3e}",
+            f"  hessian_min_eig={self.hessian_min_eig:.6g}  iterations={self.iterations}  time={self.time:.3f}s",
+            f"  U_a={self.U_a:.6g}  diag(U_1)={np.array2string(np.diag(self.U1), precision=5)}",
+        ]
+        return "\n".join(lines)
+
+    def to_dict(self):
+        return dict(
+            U=[np.asarray(u).tolist() for u in self.U], U_a=self.U_a, action=self.action,
+            grad_norm=self.grad_norm, hessian_min_eig=self.hessian_min_eig, residuals=list(self.residuals),
+            iterations=self.iterations, n_evaluations=self.n_evaluations, time=self.time,
+            converged=self.converged, message=self.message, method=self.method, spec=self.spec.to_dict(),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# jitted building blocks (compiled once per heads/shape; widths, variances, T are traced)
+
+def _objective(theta, xi, y, c, scale):
+    Us = par.unpack(theta, _sizes(c.heads))
+    return action(Us, xi, y, c) / scale
+
+
+def _sizes(heads):
+    return tuple(int(np.prod(heads[l:])) for l in range(len(heads)))
+
+
+_value_and_grad = jax.jit(jax.value_and_grad(_objective))
+
+
+@jax.jit
+def _hvp(theta, v, xi, y, c, scale):
+    g = lambda t: jax.grad(_objective)(t, xi, y, c, scale)  # noqa: E731
+    return jax.jvp(g, (theta,), (v,))[1]
+
+
+@partial(jax.jit, static_argnames=("batch",))
+def _hessian(theta, xi, y, c, scale, batch):
+    eye = jnp.eye(theta.shape[0])
+    H = jax.lax.map(lambda v: _hvp(theta, v, xi, y, c, scale), eye, batch_size=batch)
+    return 0.5 * (H + H.T)
+
+
+def _full_entries(theta, heads):
+    return jnp.concatenate([U.ravel() for U in par.unpack(theta, _sizes(heads))])
+
+
+def _prior_of_full(u, c):
+    Us, k = [], 0
+    for d in _sizes(c.heads):
+        Us.append(u[k:k + d * d].reshape(d, d))
+        k += d * d
+    return prior_action(Us, c)
+
+
+@jax.jit
+def _hessian_analytic(theta, xi, y, c, scale):
+    """Exact Hessian in θ by the chain rule: ``Jᵀ (H_prior + H_energy) J + Σ_k g_k ∇²u_k``.
+
+    ``u(θ)`` are the full entries of ``U_1..U_L``; ``H_energy`` is the closed form of
+    :func:`smtheory.action.energy_hessian`, the prior part is small and differentiated by JAX.
+    """
+    u = _full_entries(theta, c.heads)
+    D = _sizes(c.heads)[0]
+    J = jax.jacfwd(_full_entries)(theta, c.heads)
+    U1 = u[:D * D].reshape(D, D)
+    H_u = jax.hessian(_prior_of_full)(u, c)
+    H_u = H_u.at[:D * D, :D * D].add(energy_hessian(U1, xi, y, c.temperature))
+    g_u = jax.grad(_prior_of_full)(u, c)
+    g_u = g_u.at[:D * D].add(phi_matrix(U1, xi, y, c.temperature).ravel())
+    curvature = jax.hessian(lambda t: jnp.dot(g_u, _full_entries(t, c.heads)))(theta)
+    H = (J.T @ H_u @ J + curvature) / scale
+    return 0.5 * (H + H.T)
+
+
+def _entries_action(vec, xi, y, c):
+    return action(par.unpack_entries(vec, _sizes(c.heads)), xi, y, c)
+
+
+_entries_grad = jax.jit(jax.grad(_entries_action))
+
+
+@jax.jit
+def _entries_hvp(vec, v, xi, y, c):
+    return jax.jvp(lambda t: jax.grad(_entries_action)(t, xi, y, c), (vec,), (v,))[1]
+
+
+@partial(jax.jit, static_argnames=("batch",))
+def _entries_hessian(vec, xi, y, c, batch):
+    eye = jnp.eye(vec.shape[0])
+    H = jax.lax.map(lambda v: _entries_hvp(vec, v, xi, y, c), eye, batch_size=batch)
+    return 0.5 * (H + H.T)
+
+
+def _hvp_batch(n, P, D, N0, budget=1 * 2**30):
+    per_tangent = 8 * (6 * P * P + 4 * P * D * N0)
+    return int(max(1, min(n, budget // max(per_tangent, 1))))
+
+
+# ---------------------------------------------------------------------------------------------
+
+def hessian_certificate(Us, xi, y, c, dense_max=DENSE_CERTIFICATE_MAX):
+    """Smallest eigenvalue of the Hessian of ``S`` in the independent entries of ``U_1..U_L``.
+
+    Dense eigendecomposition up to ``dense_max`` entries, Lanczos (``eigsh``) on exact
+    Hessian-vector products above.
+    """
+    vec = jnp.asarray(par.pack_entries(Us))
+    n = vec.shape[0]
+    P, D, N0 = xi.shape
+    if n <= dense_max:
+        H = np.asarray(_entries_hessian(vec, xi, y, c, batch=_hvp_batch(n, P, D, N0)))
+        return float(np.linalg.eigvalsh(H)[0])
+    op = scipy.sparse.linalg.LinearOperator(
+        (n, n), matvec=lambda v: np.asarray(_entries_hvp(vec, jnp.asarray(v.ravel(), dtype=jnp.float64), xi, y, c)),
+        dtype=np.float64)
+    vals = scipy.sparse.linalg.eigsh(op, k=1, which="SA", tol=1e-8, return_eigenvectors=False, maxiter=20 * n)
+    return float(vals[0])
+
+
+def _polish(theta, fun, hess=None, hessp=None, max_steps=6):
+    """Plain Newton steps on the gradient after the trust-region run.
+
+    Close to the minimum the trust region's acceptance test compares action values
+    that differ by less than their rounding error and stops early; Newton steps
+    accepted on the gradient norm alone recover the last digits.
+    """
+    f, g = fun(theta)
+    gnorm = np.linalg.norm(g)
+    n = 0
+    for _ in range(max_steps):
+        if not np.isfinite(f) or gnorm == 0:
+            break
+        if hess is not None:
+            try:
+                step = scipy.linalg.solve(hess(theta), g, assume_a="pos")
+            except (np.linalg.LinAlgError, ValueError):
+                break
+        else:
+            op = scipy.sparse.linalg.LinearOperator((theta.size, theta.size), matvec=lambda v: hessp(theta, v.ravel()))
+            step, info = scipy.sparse.linalg.cg(op, g, rtol=1e-12, maxiter=10 * theta.size)
+            if info != 0:
+                break
+        f_new, g_new = fun(theta - step)
+        n += 1
+        g_new_norm = np.linalg.norm(g_new)
+        if not np.isfinite(f_new) or not g_new_norm < gnorm:
+            break
+        theta, f, g, gnorm = theta - step, f_new, g_new, g_new_norm
+    return theta, n
+
+
+def _initial_theta(spec, init):
+    if init is None:
+        Us, _ = spec.gp_order_parameters()
+        return par.pack(Us)
+    if isinstance(init, SaddlePointResult):
+        if tuple(init.spec.heads) != tuple(spec.heads):
+            raise InputError("init comes from a model with different heads")
+        return np.asarray(init.theta if init.theta is not None else par.pack(init.U), dtype=np.float64)
+    Us = list(init)
+    sizes = spec.partial_paths
+    if len(Us) != len(sizes) or any(np.shape(U) != (d, d) for U, d in zip(Us, sizes)):
+        raise InputError(f"init must be a list of {len(sizes)} matrices of sizes {sizes}")
+    for i, U in enumerate(Us):
+        U = np.asarray(U, dtype=np.float64)
+        if not np.all(np.isfinite(U)) or not np.allclose(U, U.T) or np.linalg.eigvalsh(0.5 * (U + U.T))[0] <= 0:
+            raise InputError(f"init[{i}] (U_{i + 1}) must be symmetric positive definite")
+    return par.pack(Us)
+
+
+def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_iter=500,
+          method="auto", raise_on_failure=False):
+    """Minimise the action of THEORY §3 and certify the saddle point.
+
+    Parameters
+    ----------
+    problem : KernelProblem
+        Training path features and labels.
+    spec : ModelSpec
+        Architecture, widths, variances and temperature.
+    init : SaddlePointResult or list of arrays, optional
+        Warm start (default: the GP value ``U_ℓ = σℓ²⋯σL²σa² I``).
+    tol : float
+        Required relative residual of the saddle-point equations.
+    max_iter : int
+        Maximum optimiser iterations.
+    method : {"auto", "trust-exact", "trust-krylov"}
+        ``auto`` uses dense Newton (``trust-exact``) up to 300 parameters.
+    raise_on_failure : bool
+        Raise :class:`RuntimeError` instead of returning an unconverged result.
+
+    Returns
+    -------
+    SaddlePointResult
+    """
+    if not isinstance(problem, KernelProblem):
+        raise InputError("problem must be a smtheory.KernelProblem")
+    if not isinstance(spec, ModelSpec):
+        raise InputError("spec must be a smtheory.ModelSpec")
+    problem.check_spec(spec)
+    tol = positive_float("tol", tol)
+    max_iter = positive_int("max_iter", max_iter)
+    if method not in ("auto", "trust-exact", "trust-krylov"):
+        raise InputError(f"method must be 'auto', 'trust-exact' or 'trust-krylov', got {method!r}")
+
+    xi = jnp.asarray(problem.scaled_train(spec))
+    y = jnp.asarray(problem.y_train)
+    c = ActionConstants.from_spec(spec)
+    sizes = spec.partial_paths
+    n = par.n_params(sizes)
+    if method == "auto":
+        method = "trust-exact" if n <= DENSE_HESSIAN_MAX else "trust-krylov"
+    scale = float(max(spec.widths) + problem.n_train)
+    P, D, N0 = xi.shape
+    batch = _hvp_batch(n, P, D, N0)
+    theta0 = _initial_theta(spec, init)
+
+    # compile outside the timed region
+    _value_and_grad(jnp.asarray(theta0), xi, y, c, scale)[0].block_until_ready()
+    # closed-form energy Hessian needs a (D N0)² matrix; fall back to batched HVPs when it is too big
+    analytic = (D * N0) ** 2 * 8 <= ANALYTIC_HESSIAN_BYTES
+    if method == "trust-exact":
+        if analytic:
+            _hessian_analytic(jnp.asarray(theta0), xi, y, c, scale).block_until_ready()
+        else:
+            _hessian(jnp.asarray(theta0), xi, y, c, scale, batch=batch).block_until_ready()
+
+    n_eval = 0
+
+    def fun(t):
+        nonlocal n_eval
+        n_eval += 1
+        v, g = _value_and_grad(jnp.asarray(t), xi, y, c, scale)
+        v = float(v)
+        if not np.isfinite(v):
+            return np.inf, np.zeros_like(t)
+        return v, np.asarray(g)
+
+    kwargs = dict(jac=True, method=method, options=dict(maxiter=max_iter, gtol=1e-13))
+    if method == "trust-exact":
+        if analytic:
+            kwargs["hess"] = lambda t: np.asarray(_hessian_analytic(jnp.asarray(t), xi, y, c, scale))
+        else:
+            kwargs["hess"] = lambda t: np.asarray(_hessian(jnp.asarray(t), xi, y, c, scale, batch=batch))
+    else:
+        kwargs["hessp"] = lambda t, v: np.asarray(
+            _hvp(jnp.asarray(t, dtype=jnp.float64), jnp.asarray(v, dtype=jnp.float64), xi, y, c, scale))
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        opt = scipy.optimize.minimize(fun, theta0, **kwargs)
+    theta, n_polish = _polish(np.asarray(opt.x), fun, kwargs.get("hess"), kwargs.get("hessp"))
+    n_eval += n_polish
+    elapsed = time.perf_counter() - t0
+    Us = [np.asarray(U) for U in par.unpack(jnp.asarray(theta), sizes)]
+    Us = [0.5 * (U + U.T) for U in Us]
+    Us_j = [jnp.asarray(U) for U in Us]
+    S = float(action(Us_j, xi, y, c))
+    finite = np.isfinite(S) and all(np.all(np.isfinite(U)) for U in Us)
+    if finite:
+        residuals = saddle_point_residuals(Us_j, xi, y, c)
+        grad_norm = float(jnp.linalg.norm(_entries_grad(jnp.asarray(par.pack_entries(Us)), xi, y, c)))
+        min_eig = hessian_certificate(Us_j, xi, y, c)
+    else:
+        residuals, grad_norm, min_eig = [np.inf] * (len(sizes) + 1), np.inf, np.nan
+    converged = bool(finite and max(residuals) < tol and min_eig > 0)
+    if converged:
+        message = "converged: saddle-point equations hold and the Hessian is positive definite"
+    elif not finite:
+        message = "failed: the action became non-finite"
+    elif not max(residuals) < tol:
+        message = f"not converged: max relative residual {max(residuals):.2e} >= tol {tol:.0e} ({opt.message})"
+    else:
+        message = f"not a minimum: smallest Hessian eigenvalue {min_eig:.3e} <= 0"
+    res = SaddlePointResult(
+        U=Us, U_a=float(readout_scalar(Us_j[-1], c)), action=S, grad_norm=grad_norm, hessian_min_eig=min_eig,
+        residuals=residuals, iterations=int(opt.get("nit", 0)), n_evaluations=n_eval, time=elapsed,
+        converged=converged, message=message, spec=spec, method=method, theta=theta,
+    )
+    if raise_on_failure and not converged:
+        raise RuntimeError(f"saddle-point solve did not converge: {message}")
+    return res
+
+
+def continuation(problem: KernelProblem, spec: ModelSpec, *, widths=None, temperatures=None, init=None,
+                 progress=None, **solve_kwargs):
+    """Solve along a grid of widths (or temperatures), warm-starting each point from its neighbour.
+
+    Widths are visited from the largest down (the largest is closest to the GP value,
+    which is the first initial point); temperatures from the largest down.
+
+    Parameters
+    ----------
+    problem, spec : as in :func:`solve`
+    widths : sequence of int or of width tuples, optional
+    temperatures : sequence of float, optional
+        Exactly one of ``widths`` and ``temperatures`` must be given.
+    init : optional warm start for the first point.
+    progress : callable(i, n, result), optional
+        Called after each point.
+
+    Returns
+    -------
+    list of SaddlePointResult, in the order of the given grid.
+    """
+    if (widths is None) == (temperatures is None):
+        raise InputError("give exactly one of widths or temperatures")
+    if widths is not None:
+        if len(widths) == 0:
+            raise InputError("widths must not be empty")
+        specs = [spec.replace(widths=w) for w in widths]
+        keys = [max(s.widths) for s in specs]
+    else:
+        if len(temperatures) == 0:
+            raise InputError("temperatures must not be empty")
+        specs = [spec.replace(temperature=t) for t in temperatures]
+        keys = [s.temperature for s in specs]
+    order = sorted(range(len(specs)), key=lambda i: -keys[i])
+    results = [None] * len(specs)
+    prev = init
+    for k, i in enumerate(order):
+        res = solve(problem, specs[i], init=prev, **solve_kwargs)
+        results[i] = res
+        if res.converged:
+            prev = res
+        if progress is not None:
+            progress(k + 1, len(specs), res)
+    return results

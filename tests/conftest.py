@@ -1,0 +1,21 @@
+import numpy as np
+import pytest
+
+import smtheory as smt
+
+
+def random_problem(heads=(2, 2), P=30, Q=20, N0=6, T=5, seed=0, readout="last"):
+    """A small random problem: random w-style heads, labels from a random linear teacher."""
+    rng = np.random.default_rng(seed)
+    layers = [smt.AttentionLayer(W=rng.standard_normal((h, N0, N0)) / N0, name=f"layer {i + 1}")
+              for i, h in enumerate(heads)]
+    x = rng.standard_normal((P + Q, N0, T))
+    teacher = rng.standard_normal(N0)
+    y = np.sign(x[:, :, -1] @ teacher + 0.3 * x[:, :, 0] @ teacher)
+    y[y == 0] = 1.0
+    return smt.KernelProblem.from_inputs(x[:P], y[:P], layers, x[P:], y[P:], readout=readout)
+
+
+@pytest.fixture
+def small_problem():
+    return random_problem()
