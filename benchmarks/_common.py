@@ -40,6 +40,37 @@ def git_commit():
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
 
 
+def git_dirty_files():
+    """Paths with uncommitted changes (``git --no-optional-locks status --porcelain``: read-only), or None."""
+    try:
+        out = subprocess.run(["git", "--no-optional-locks", "status", "--porcelain"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return [line[3:] for line in out.stdout.splitlines() if line.strip()]
+
+
+def source_fingerprint(packages=("smtheory", "solvers")):
+    """SHA-256 of the benchmarked packages' ``.py`` sources (the working tree may differ from HEAD)."""
+    import hashlib
+    out = {}
+    for pkg in packages:
+        h = hashlib.sha256()
+        base = os.path.join(ROOT, pkg)
+        for dirpath, dirnames, filenames in sorted(os.walk(base)):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.endswith(".py"):
+                    path = os.path.join(dirpath, name)
+                    h.update(os.path.relpath(path, ROOT).encode())
+                    with open(path, "rb") as fh:
+                        h.update(fh.read())
+        out[pkg] = h.hexdigest()
+    return out
+
+
 def load_average():
     try:
         return list(os.getloadavg())
@@ -69,7 +100,8 @@ def environment():
     return dict(
         python=sys.version.split()[0], numpy=numpy.__version__, scipy=scipy.__version__, jax=jax_version,
         jax_backend=jax_backend, platform=platform.platform(), machine=platform.machine(),
-        cpu_count=os.cpu_count(), cpu_model=cpu_model, git_commit=git_commit(),
+        cpu_count=os.cpu_count(), cpu_model=cpu_model, git_commit=git_commit(), git_dirty_files=git_dirty_files(),
+        source_sha256=source_fingerprint(),
         load_average_at_start=load_average(),
         date_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
@@ -83,6 +115,9 @@ def _atomic_write(path, text):
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -9,12 +9,18 @@ Model: equal widths N = P / alpha (default alpha = 1), T = 0.01, all σ² = 1, c
 
 Every (P, D) point runs in a fresh subprocess (``--point P D``), so that its peak resident memory
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) is its own; it is read after the imports, after the feature
-build and at the end.  It is compared with the theoretical ``8 (P² + P D N0)`` bytes.  Each point has a
-time cap: the solver gets ``max_iter`` (default 50) and the subprocess is killed after ``--timeout``
-seconds; points whose predicted solve time (a flop model calibrated on this machine) exceeds ``--cap``
-seconds are skipped and recorded with the reason.
+build, after probing and at the end.  It is compared with the theoretical ``8 (P² + P D N0)`` bytes.
 
-Run: ``python3 benchmarks/bench_scaling.py [--quick]`` → ``benchmarks/results/bench_scaling.{json,md}``.
+Time caps, three levels: (1) a flop model calibrated on this machine predicts the cost of the probe
+(below); points whose probe alone would exceed ``--cap`` seconds are skipped without building anything;
+(2) the child builds the features and times one value+gradient, one closed-form Hessian (when trust-exact
+uses it) and one certificate Hessian-vector product with the solver's own jitted functions, predicts the
+solve from those, and runs ``solvers.solve`` (``max_iter``, default 50) only if the prediction is below
+``--cap`` (else it is recorded as "probe only" with the reason); (3) the subprocess is killed after
+``--timeout`` seconds, and bigger points are then skipped.
+
+Run: ``python3 benchmarks/bench_scaling.py [--quick]`` → ``benchmarks/results/bench_scaling.{json,md}``
+(``--quick`` writes ``bench_scaling_quick.{json,md}`` so that it does not overwrite a full run).
 """
 from __future__ import annotations
 
@@ -28,7 +34,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import RESULTS, configure_threads, environment, fmt, load_average, write_json, write_text  # noqa: E402
+from _common import (RESULTS, configure_threads, environment, fmt, load_average, source_fingerprint,  # noqa: E402
+                     write_json, write_text)
 
 NAME = "bench_scaling"
 P_GRID = [100, 1000, 4000]
@@ -57,14 +64,15 @@ def n_params(D, H):
 
 # ------------------------------------------------------------------------------------------ cost model
 
-def predicted_flops(P, D, iters=15):
+def predicted_flops(P, D, iters=8):
     """Rough flop count of one cold solve (optimiser + certificate) with the current ``solvers.numeric``.
 
     value+grad ≈ 3 products of cost 2 P² D N0 (K, G Ξ, and the contraction) plus a Cholesky; a
     Hessian-vector product ≈ 2 value+grad.  trust-exact (≤ 300 parameters) adds the closed-form Hessian:
     M = Ξᵀ G Ξ (2 P² D N0 + 2 P (D N0)²) and the D⁴ N0² contraction.  trust-krylov does ~20 HVPs per
     iteration.  The certificate forms a dense Hessian from one HVP per entry (≤ 600 entries) or runs
-    Lanczos (~100 HVPs).  ``iters`` is a guess for a cold start at alpha = 1.
+    Lanczos (~100 HVPs).  ``iters`` is a guess for a cold start at alpha = 1 (3–5 were measured).
+    Returns (solve flops, probe flops).
     """
     H = {4: 2, 16: 4, 64: 8}.get(D, int(round(D ** 0.5)))
     kprod = 2.0 * P * P * D * N0 + 2.0 * P * D * D * N0
@@ -77,7 +85,8 @@ def predicted_flops(P, D, iters=15):
     else:
         opt = iters * (1.5 * vg + 20 * hvp)
     cert = (n if n <= DENSE_CERTIFICATE_MAX else 100) * hvp
-    return opt + cert
+    probe = 2 * (vg + hvp) + (2 * hess if n <= DENSE_HESSIAN_MAX else 0)
+    return opt + cert, probe
 
 
 def calibrate_flop_rate():
@@ -108,18 +117,38 @@ def build_problem(P, D, seed):
     return KernelProblem.from_inputs(x, y, layers, readout="last")
 
 
-def run_point(P, D, args, out_path):
-    """Child process: build, solve, record; writes a JSON file (atomically) after every stage."""
-    rec = dict(P=P, D=D, heads=list(HEADS[D]), stage="start", load_average_start=load_average())
+def _probe(name, fn, rec, dump, repeats=1):
+    """Time one call of ``fn`` after a first (compiling) call; record time and peak RSS."""
+    import jax
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - t0)
+    rec["probe"][name] = dict(first_call=first, per_call=best, rss_after=maxrss_bytes())
+    dump()
+
+
+def run_point(P, D, args, out_path, mode):
+    """Child process: build, probe the per-evaluation costs, solve (mode "full"); writes JSON after every stage."""
+    rec = dict(P=P, D=D, heads=list(HEADS[D]), mode=mode, stage="start", load_average_start=load_average(), probe={},
+               source_sha256=source_fingerprint(), started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     t_all = time.perf_counter()
 
     def dump():
         rec["child_wall"] = time.perf_counter() - t_all
         write_json(out_path, rec)
 
-    import numpy as np  # noqa: F401
+    import numpy as np
     import jax
+    import jax.numpy as jnp
     import solvers
+    from solvers import numeric as nm
+    from solvers import parameterization as par
+    from smtheory.action import ActionConstants
     from smtheory.model import ModelSpec
     rec["rss_after_imports"] = maxrss_bytes()
     rec["stage"] = "imported"
@@ -135,6 +164,57 @@ def run_point(P, D, args, out_path):
     N = max(1, int(round(P / args.alpha)))
     spec = ModelSpec(heads=HEADS[D], widths=N, temperature=0.01)
     rec["N"] = N
+    # per-evaluation costs at the GP point, with the solver's own jitted functions (private API of
+    # solvers.numeric: the same compiled functions that solve() uses, so no extra compilation for those)
+    xi = jnp.asarray(problem.scaled_train(spec))
+    y = jnp.asarray(problem.y_train)
+    c = ActionConstants.from_spec(spec)
+    scale = float(max(spec.widths) + problem.n_train)
+    gp = spec.gp_order_parameters()[0]
+    theta = jnp.asarray(par.pack(gp))
+    n = par.n_params(spec.partial_paths)
+    rec["stage"] = "probing"
+    _probe("value_and_grad", lambda: nm._value_and_grad(theta, xi, y, c, scale), rec, dump)
+    if n <= nm.DENSE_HESSIAN_MAX and (D * N0) ** 2 * 8 <= nm.ANALYTIC_HESSIAN_BYTES:
+        _probe("analytic_hessian", lambda: nm._hessian_analytic(theta, xi, y, c, scale), rec, dump)
+    vec = jnp.asarray(par.pack_entries(gp))
+    n_entries = sum(d * (d + 1) // 2 for d in spec.partial_paths)
+    # the certificate: closed-form dense Hessian where solvers.numeric has one and uses it, else one HVP per
+    # entry (dense) or Lanczos on HVPs (mirrors solvers.numeric.hessian_certificate)
+    analytic_cert = (hasattr(nm, "_entries_hessian_analytic") and n_entries <= nm.DENSE_CERTIFICATE_MAX
+                     and (D * N0) ** 2 * 8 <= nm.ANALYTIC_HESSIAN_BYTES)
+    rec["certificate_kind"] = ("dense closed form" if analytic_cert else
+                               "dense from HVPs" if n_entries <= nm.DENSE_CERTIFICATE_MAX else "Lanczos on HVPs")
+    if analytic_cert:
+        _probe("certificate_hessian", lambda: nm._entries_hessian_analytic(vec, xi, y, c), rec, dump)
+    _probe("certificate_hvp", lambda: nm._entries_hvp(vec, vec, xi, y, c), rec, dump)
+    rec["stage"] = "probed"
+    # predicted solve time from the measured per-evaluation costs (about 6 iterations of ~3 evaluations each
+    # for a cold start at alpha = 1; trust-krylov ~20 HVPs per iteration; the certificate does one HVP per
+    # entry when dense, ~100 in Lanczos otherwise)
+    pr = rec["probe"]
+    t_vg, t_hvp = pr["value_and_grad"]["per_call"], pr["certificate_hvp"]["per_call"]
+    if n <= nm.DENSE_HESSIAN_MAX:
+        t_opt = 6 * (3 * t_vg + pr.get("analytic_hessian", {}).get("per_call", n * t_hvp))
+    else:
+        t_opt = 6 * (3 * t_vg + 20 * t_hvp)
+    if analytic_cert:
+        t_cert = pr["certificate_hessian"]["per_call"]
+    else:
+        t_cert = (n_entries if n_entries <= nm.DENSE_CERTIFICATE_MAX else 100) * t_hvp
+    rec["measured_prediction"] = dict(optimiser=t_opt, certificate=t_cert, total=t_opt + t_cert)
+    dump()
+    if mode == "auto" and t_opt + t_cert > args.cap:
+        rec["skip_reason"] = (f"predicted from the probes: optimiser {t_opt:.0f} s + certificate {t_cert:.0f} s "
+                              f"> cap {args.cap:g} s; solve not run")
+        mode = "probe"
+    rec["mode_run"] = mode
+    if mode == "probe":
+        rec["stage"] = "done"
+        rec["peak_rss"] = maxrss_bytes()
+        dump()
+        return
+
     t0 = time.perf_counter()
     res = solvers.solve(problem, spec, max_iter=args.max_iter)
     rec["solve_wall"] = time.perf_counter() - t0  # incl. JIT compilation and the certificate
@@ -162,17 +242,19 @@ def main(argv=None):
     ap.add_argument("--cap", type=float, default=180.0,
                     help="skip points whose predicted solve time exceeds this many seconds")
     ap.add_argument("--timeout", type=float, default=300.0, help="kill a point's subprocess after this many seconds")
-    ap.add_argument("--threads", choices=["1", "all"], default="all",
-                    help="all (default): library defaults; 1: single-threaded XLA and BLAS")
+    ap.add_argument("--threads", choices=["1", "all"], default="1",
+                    help="1 (default): single-threaded XLA and BLAS, reproducible on a shared machine; "
+                         "all: library defaults")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=RESULTS)
     ap.add_argument("--point", type=int, nargs=2, metavar=("P", "D"), help=argparse.SUPPRESS)
     ap.add_argument("--point-out", help=argparse.SUPPRESS)
+    ap.add_argument("--mode", choices=["auto", "full", "probe"], default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     threads = configure_threads(args.threads)
 
     if args.point:
-        run_point(args.point[0], args.point[1], args, args.point_out)
+        run_point(args.point[0], args.point[1], args, args.point_out, args.mode)
         return None
 
     t_start = time.perf_counter()
@@ -183,21 +265,28 @@ def main(argv=None):
     rate = calibrate_flop_rate()
     print(f"numpy matmul rate {rate / 1e9:.1f} GFlop/s; grid P={Ps} D={Ds}", flush=True)
     efficiency = 0.5  # the solver's kernels reach a fraction of the big-matmul rate
-    points = sorted(((P, D) for P in Ps for D in Ds), key=lambda pd: predicted_flops(*pd))
+    points = sorted(((P, D) for P in Ps for D in Ds), key=lambda pd: predicted_flops(*pd)[0])
     rows = []
     exceeded = []  # (P, D) of points that timed out
     os.makedirs(args.out, exist_ok=True)
     for P, D in points:
-        pred = predicted_flops(P, D) / (rate * efficiency)
+        flops, probe_flops = predicted_flops(P, D)
+        pred, pred_probe = flops / (rate * efficiency), probe_flops / (rate * efficiency)
         row = dict(P=P, D=D, heads=list(HEADS[D]), n_params=n_params(D, HEADS[D][1]),
-                   theory_bytes=theory_bytes(P, D), predicted_solve_s=pred)
+                   theory_bytes=theory_bytes(P, D), predicted_solve_s=pred, predicted_probe_s=pred_probe)
         dominated = [pd for pd in exceeded if pd[0] <= P and pd[1] <= D]
+        mode = "auto"
         if dominated:
             row.update(status="skipped", reason=f"smaller point P={dominated[0][0]}, D={dominated[0][1]} already hit "
                                                 f"the {args.timeout:g} s timeout")
         elif pred > args.cap:
-            row.update(status="skipped", reason=f"predicted solve time {pred:.0f} s > cap {args.cap:g} s "
-                                                f"(flop model, {rate * efficiency / 1e9:.1f} GFlop/s)")
+            reason = (f"predicted solve time {pred:.0f} s > cap {args.cap:g} s "
+                      f"(flop model, {rate * efficiency / 1e9:.1f} GFlop/s)")
+            if pred_probe <= args.cap:
+                row["flop_model_note"] = reason + "; the child decides from measured per-evaluation costs"
+            else:
+                row.update(status="skipped", reason=reason + f"; even the probe (predicted {pred_probe:.0f} s) "
+                                                             f"is over the cap too")
         if "status" in row:
             print(f"P={P} D={D}: {row['status']} — {row['reason']}", flush=True)
             rows.append(row)
@@ -207,8 +296,8 @@ def main(argv=None):
             os.unlink(point_out)
         cmd = [sys.executable, os.path.abspath(__file__), "--point", str(P), str(D), "--point-out", point_out,
                "--alpha", str(args.alpha), "--max-iter", str(args.max_iter), "--threads", args.threads,
-               "--seed", str(args.seed)]
-        print(f"P={P} D={D}: running (predicted {pred:.1f} s) ...", flush=True)
+               "--seed", str(args.seed), "--mode", mode, "--cap", str(args.cap)]
+        print(f"P={P} D={D}: running (flop model: solve {pred:.1f} s, probe {pred_probe:.1f} s) ...", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
@@ -230,8 +319,16 @@ def main(argv=None):
             exceeded.append((P, D))
         elif proc.returncode != 0 or rec.get("stage") != "done":
             row.update(status="failed", reason=f"exit code {proc.returncode}", output_tail=output[-3000:])
+        elif rec.get("mode_run") == "probe":
+            row.update(status="probe only", reason=rec.get("skip_reason"))
         else:
             row["status"] = "ok" if row["converged"] else "not converged"
+        if row.get("peak_rss") is None:  # killed: the highest reading the child got to write
+            seen = [row.get(k) for k in ("rss_after_imports", "rss_after_build")]
+            seen += [v.get("rss_after") for v in (row.get("probe") or {}).values()]
+            seen = [v for v in seen if v is not None]
+            if seen:
+                row["peak_rss_seen"] = max(seen)
         if row.get("peak_rss") is not None:
             row["peak_rss_over_imports"] = row["peak_rss"] - row["rss_after_imports"]
         print(f"  → {row['status']}: build {fmt(row.get('build_time'))} s, solve time {fmt(row.get('solve_time'))} s "
@@ -260,8 +357,9 @@ def _write(args, env, threads, rate, efficiency, rows, Ps, Ds, wall):
                   theory_bytes="8 (P^2 + P D N0)")
     data = dict(benchmark=NAME, config=config, environment=env, rows=rows, script_wall_time=wall,
                 load_average_end=load_average())
-    write_json(os.path.join(args.out, NAME + ".json"), data)
-    write_text(os.path.join(args.out, NAME + ".md"), markdown(data))
+    name = NAME + ("_quick" if args.quick else "")
+    write_json(os.path.join(args.out, name + ".json"), data)
+    write_text(os.path.join(args.out, name + ".md"), markdown(data))
     return data
 
 
@@ -277,18 +375,41 @@ def markdown(d):
     L.append("`solve time` = `result.time` (optimiser only, no JIT, no certificate); `solve wall` = the whole "
              "`solvers.solve` call in a fresh process (JIT compilation + optimiser + certificate). "
              "Peak RSS = `ru_maxrss` of the point's subprocess (includes the Python + JAX baseline, "
-             "given as 'after imports'); theory = 8 (P² + P·D·N0) bytes.\n")
+             "given as 'after imports'; for 'probe only' rows it is the peak up to the probes, without a solve); "
+             "theory = 8 (P² + P·D·N0) bytes. 'predicted solve' is the rough flop model used only to decide "
+             "what to attempt; the child's own decision uses the measured per-evaluation costs below.\n")
     L.append("| P | D | heads | params | status | build [s] | solve time [s] | solve wall [s] | it | evals | "
-             "method | max resid | Hess min eig | peak RSS [MiB] | after imports [MiB] | theory [MiB] | "
-             "predicted [s] |")
+             "method | max resid | Hess min eig | peak RSS [MiB] | RSS after imports [MiB] | theory [MiB] | "
+             "predicted solve [s] |")
     L.append("|---:|---:|:---:|---:|:---|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|---:|---:|")
     mib = lambda b: fmt(b / 2**20, ".0f") if b is not None else "—"  # noqa: E731
     for r in d["rows"]:
+        peak = mib(r.get("peak_rss")) if r.get("peak_rss") is not None else (
+            f"≥ {mib(r['peak_rss_seen'])}" if r.get("peak_rss_seen") is not None else "—")
         L.append(f"| {r['P']} | {r['D']} | {tuple(r['heads'])} | {r['n_params']} | {r['status']} | "
                  f"{fmt(r.get('build_time'))} | {fmt(r.get('solve_time'))} | {fmt(r.get('solve_wall'))} | "
                  f"{r.get('iterations', '—')} | {r.get('n_evaluations', '—')} | {r.get('method', '—')} | "
-                 f"{fmt(r.get('max_residual'), '.1e')} | {fmt(r.get('hessian_min_eig'))} | {mib(r.get('peak_rss'))} | "
+                 f"{fmt(r.get('max_residual'), '.1e')} | {fmt(r.get('hessian_min_eig'))} | {peak} | "
                  f"{mib(r.get('rss_after_imports'))} | {mib(r['theory_bytes'])} | {fmt(r['predicted_solve_s'])} |")
+    L.append("")
+    L.append("Per-evaluation costs at the GP point (the solver's own jitted functions; second call, seconds; "
+             "RSS after the probe in MiB): value+gradient of S; the closed-form Hessian used by trust-exact; one "
+             "Hessian-vector product in the certificate's entries (a dense certificate from HVPs does one per entry, "
+             "batched); the closed-form certificate Hessian where `solvers.numeric` has and uses one.\n")
+    L.append("| P | D | t(value+grad) | t(analytic Hessian) | t(certificate HVP) | certificate | t(closed-form "
+             "certificate Hessian) | certificate entries | RSS after build | RSS after probes |")
+    L.append("|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|")
+    for r in d["rows"]:
+        pr = r.get("probe") or {}
+        if not pr:
+            continue
+        g = lambda k: fmt(pr[k]["per_call"]) if k in pr else "—"  # noqa: E731
+        last = max(v["rss_after"] for v in pr.values())
+        D, H = r["D"], r["heads"][-1]
+        L.append(f"| {r['P']} | {r['D']} | {g('value_and_grad')} | {g('analytic_hessian')} | "
+                 f"{g('certificate_hvp')} | {r.get('certificate_kind', '—')} | {g('certificate_hessian')} | "
+                 f"{D * (D + 1) // 2 + H * (H + 1) // 2} | "
+                 f"{mib(r.get('rss_after_build'))} | {mib(last)} |")
     L.append("")
     notes = [r for r in d["rows"] if r["status"] != "ok"]
     if notes:
@@ -297,6 +418,13 @@ def markdown(d):
             L.append(f"- P={r['P']}, D={r['D']}: {r['status']} — {r.get('reason') or r.get('message')}")
         L.append("")
     return "\n".join(L) + "\n"
+
+
+def regenerate_markdown(json_path):
+    """Rewrite the .md next to a results .json (after editing :func:`markdown`)."""
+    with open(json_path) as fh:
+        data = json.load(fh)
+    write_text(os.path.splitext(json_path)[0] + ".md", markdown(data))
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--widths", type=int, nargs="+", default=WIDTHS)
     ap.add_argument("--repeats", type=int, default=3, help="repeats of our continuation (min reported)")
-    ap.add_argument("--adam-repeats", type=int, default=1, help="repeats of each Adam run (min reported)")
+    ap.add_argument("--adam-repeats", type=int, default=3, help="repeats of each Adam run (min reported)")
     ap.add_argument("--tight-gtol", type=float, default=1e-7,
                     help="gradient tolerance of the extra, tighter Adam run (0 disables it)")
     ap.add_argument("--no-cold", action="store_true", help="skip our cold-start (GP init) reference solves")

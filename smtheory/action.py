@@ -96,12 +96,40 @@ def prior_action(Us, c: ActionConstants):
     return S
 
 
+@jax.custom_jvp
 def energy_term(U1, xi, y, temperature):
-    """``ln det(T I + K) + Y^T (T I + K)^{-1} Y`` with ``K = K_{U_1}`` on the training set."""
+    """``ln det(T I + K) + Y^T (T I + K)^{-1} Y`` with ``K = K_{U_1}`` on the training set.
+
+    Its derivative in ``U_1`` is supplied in closed form, ``dE = Σ_ab Φ_ab dU_ab``
+    (:func:`phi_matrix`), so gradients never back-propagate through the ``P × P``
+    Cholesky factorisation; second derivatives differentiate ``Φ`` itself.
+    """
     K = renormalized_kernel(xi, U1)
     A = K + temperature * jnp.eye(K.shape[0])
     logdet, sol = _logdet_and_solve(A, y)
     return logdet + jnp.dot(y, sol)
+
+
+@energy_term.defjvp
+def _energy_term_jvp(primals, tangents):
+    U1, xi, y, temperature = primals
+    dU1 = tangents[0]
+    # xi, y and temperature are data: only U_1 carries a tangent in the solver and the tests
+    value, phi = _energy_and_phi(U1, xi, y, temperature)
+    return value, jnp.sum(phi * dU1)
+
+
+def _energy_and_phi(U1, xi, y, temperature):
+    """Energy and ``Φ`` from one kernel assembly and one Cholesky factorisation."""
+    P, D, N0 = xi.shape
+    K = renormalized_kernel(xi, U1)
+    cf = jax.scipy.linalg.cho_factor(K + temperature * jnp.eye(P), lower=True)
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diag(cf[0])))
+    alpha = jax.scipy.linalg.cho_solve(cf, y)
+    G_xi = jax.scipy.linalg.cho_solve(cf, xi.reshape(P, D * N0)).reshape(P, D, N0)
+    b = jnp.einsum("p,pdi->di", alpha, xi)  # Ξ_π^T G Y
+    phi = jnp.einsum("pdi,pei->de", G_xi, xi) - b @ b.T
+    return logdet + jnp.dot(y, alpha), 0.5 * (phi + phi.T)
 
 
 def action(Us, xi, y, c: ActionConstants):
@@ -129,16 +157,7 @@ def phi_matrix(U1, xi, y, temperature):
 
     Computed in factored form: ``Tr(G C_{ππ'}) = Σ_{p,i} (G Ξ_π)_{p i} Ξ_{π' p i}``.
     """
-    P, D, N0 = xi.shape
-    K = renormalized_kernel(xi, U1)
-    A = K + temperature * jnp.eye(P)
-    cf = jax.scipy.linalg.cho_factor(A, lower=True)
-    flat = xi.reshape(P, D * N0)
-    G_xi = jax.scipy.linalg.cho_solve(cf, flat).reshape(P, D, N0)
-    trace_term = jnp.einsum("pdi,pei->de", G_xi, xi)
-    b = jnp.einsum("p,pdi->di", jax.scipy.linalg.cho_solve(cf, y), xi)  # Ξ_π^T G Y
-    phi = trace_term - b @ b.T
-    return 0.5 * (phi + phi.T)
+    return _energy_and_phi(U1, xi, y, temperature)[1]
 
 
 def saddle_point_residuals(Us, xi, y, c: ActionConstants):

@@ -197,6 +197,20 @@ def _hvp_batch(n, P, D, N0, budget=1 * 2**30):
 
 # ---------------------------------------------------------------------------------------------
 
+@jax.jit
+def _entries_hessian_analytic(vec, xi, y, c):
+    """Hessian in the independent entries: ``J_eᵀ (H_prior + H_energy) J_e`` (entries → full is linear)."""
+    sizes = _sizes(c.heads)
+    D = sizes[0]
+    to_full = lambda v: jnp.concatenate([U.ravel() for U in par.unpack_entries(v, sizes)])  # noqa: E731
+    J = jax.jacfwd(to_full)(vec)
+    u = to_full(vec)
+    H_u = jax.hessian(_prior_of_full)(u, c)
+    H_u = H_u.at[:D * D, :D * D].add(energy_hessian(u[:D * D].reshape(D, D), xi, y, c.temperature))
+    H = J.T @ H_u @ J
+    return 0.5 * (H + H.T)
+
+
 def hessian_certificate(Us, xi, y, c, dense_max=DENSE_CERTIFICATE_MAX):
     """Smallest eigenvalue of the Hessian of ``S`` in the independent entries of ``U_1..U_L``.
 
@@ -206,6 +220,9 @@ def hessian_certificate(Us, xi, y, c, dense_max=DENSE_CERTIFICATE_MAX):
     vec = jnp.asarray(par.pack_entries(Us))
     n = vec.shape[0]
     P, D, N0 = xi.shape
+    if n <= dense_max and (D * N0) ** 2 * 8 <= ANALYTIC_HESSIAN_BYTES:
+        H = np.asarray(_entries_hessian_analytic(vec, xi, y, c))
+        return float(np.linalg.eigvalsh(H)[0])
     if n <= dense_max:
         H = np.asarray(_entries_hessian(vec, xi, y, c, batch=_hvp_batch(n, P, D, N0)))
         return float(np.linalg.eigvalsh(H)[0])
