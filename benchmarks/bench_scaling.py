@@ -121,7 +121,12 @@ def _probe(name, fn, rec, dump, repeats=1):
     """Time one call of ``fn`` after a first (compiling) call; record time and peak RSS."""
     import jax
     t0 = time.perf_counter()
-    jax.block_until_ready(fn())
+    try:
+        jax.block_until_ready(fn())
+    except (AttributeError, TypeError) as exc:  # private API of solvers.numeric changed: record, do not fail
+        rec["probe"][name] = dict(error=f"{type(exc).__name__}: {exc}")
+        dump()
+        return
     first = time.perf_counter() - t0
     best = float("inf")
     for _ in range(repeats):
@@ -192,13 +197,15 @@ def run_point(P, D, args, out_path, mode):
     # predicted solve time from the measured per-evaluation costs (about 6 iterations of ~3 evaluations each
     # for a cold start at alpha = 1; trust-krylov ~20 HVPs per iteration; the certificate does one HVP per
     # entry when dense, ~100 in Lanczos otherwise)
-    pr = rec["probe"]
+    pr = {k: v for k, v in rec["probe"].items() if "per_call" in v}
+    if "value_and_grad" not in pr or "certificate_hvp" not in pr:
+        raise RuntimeError(f"probes failed (private API of solvers.numeric changed?): {rec['probe']}")
     t_vg, t_hvp = pr["value_and_grad"]["per_call"], pr["certificate_hvp"]["per_call"]
     if n <= nm.DENSE_HESSIAN_MAX:
         t_opt = 6 * (3 * t_vg + pr.get("analytic_hessian", {}).get("per_call", n * t_hvp))
     else:
         t_opt = 6 * (3 * t_vg + 20 * t_hvp)
-    if analytic_cert:
+    if analytic_cert and "certificate_hessian" in pr:
         t_cert = pr["certificate_hessian"]["per_call"]
     else:
         t_cert = (n_entries if n_entries <= nm.DENSE_CERTIFICATE_MAX else 100) * t_hvp
@@ -380,9 +387,10 @@ def markdown(d):
              "what to attempt; the child's own decision uses the measured per-evaluation costs below.\n")
     L.append("| P | D | heads | params | status | build [s] | solve time [s] | solve wall [s] | it | evals | "
              "method | max resid | Hess min eig | peak RSS [MiB] | RSS after imports [MiB] | theory [MiB] | "
-             "predicted solve [s] |")
-    L.append("|---:|---:|:---:|---:|:---|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|---:|---:|")
+             "predicted solve [s] | solvers src |")
+    L.append("|---:|---:|:---:|---:|:---|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|---:|---:|:---|")
     mib = lambda b: fmt(b / 2**20, ".0f") if b is not None else "—"  # noqa: E731
+    src = lambda r: "/".join(v[:8] for v in (r.get("source_sha256") or {}).values()) or "—"  # noqa: E731
     for r in d["rows"]:
         peak = mib(r.get("peak_rss")) if r.get("peak_rss") is not None else (
             f"≥ {mib(r['peak_rss_seen'])}" if r.get("peak_rss_seen") is not None else "—")
@@ -390,7 +398,8 @@ def markdown(d):
                  f"{fmt(r.get('build_time'))} | {fmt(r.get('solve_time'))} | {fmt(r.get('solve_wall'))} | "
                  f"{r.get('iterations', '—')} | {r.get('n_evaluations', '—')} | {r.get('method', '—')} | "
                  f"{fmt(r.get('max_residual'), '.1e')} | {fmt(r.get('hessian_min_eig'))} | {peak} | "
-                 f"{mib(r.get('rss_after_imports'))} | {mib(r['theory_bytes'])} | {fmt(r['predicted_solve_s'])} |")
+                 f"{mib(r.get('rss_after_imports'))} | {mib(r['theory_bytes'])} | {fmt(r['predicted_solve_s'])} | "
+                 f"{src(r)} |")
     L.append("")
     L.append("Per-evaluation costs at the GP point (the solver's own jitted functions; second call, seconds; "
              "RSS after the probe in MiB): value+gradient of S; the closed-form Hessian used by trust-exact; one "
@@ -403,14 +412,17 @@ def markdown(d):
         pr = r.get("probe") or {}
         if not pr:
             continue
-        g = lambda k: fmt(pr[k]["per_call"]) if k in pr else "—"  # noqa: E731
-        last = max(v["rss_after"] for v in pr.values())
+        g = lambda k: fmt(pr[k]["per_call"]) if "per_call" in pr.get(k, {}) else "—"  # noqa: E731
+        last = max([v["rss_after"] for v in pr.values() if "rss_after" in v] or [None], key=lambda v: v or 0)
         D, H = r["D"], r["heads"][-1]
         L.append(f"| {r['P']} | {r['D']} | {g('value_and_grad')} | {g('analytic_hessian')} | "
                  f"{g('certificate_hvp')} | {r.get('certificate_kind', '—')} | {g('certificate_hessian')} | "
                  f"{D * (D + 1) // 2 + H * (H + 1) // 2} | "
                  f"{mib(r.get('rss_after_build'))} | {mib(last)} |")
     L.append("")
+    fps = {src(r) for r in d["rows"] if r.get("source_sha256")}
+    L.append(f"'solvers src' = first 8 hex digits of the SHA-256 of the smtheory/solvers sources seen by the point's "
+             f"process. {'All points ran the same sources.' if len(fps) <= 1 else '**The sources changed during the run** (' + str(len(fps)) + ' versions): compare rows with care.'}\n")
     notes = [r for r in d["rows"] if r["status"] != "ok"]
     if notes:
         L.append("Points not OK:\n")

@@ -213,20 +213,27 @@ def triu_from_sym(M):
 def energy_hessian(U1, xi, y, temperature):
     """Exact Hessian of the energy term in the full (non-symmetrised) entries of ``U_1``.
 
-    With ``G = (T I + K)^{-1}``, ``M = Ξ^T G Ξ`` (``[D, N0, D, N0]``) and ``β_a = Ξ_a^T G Y``:
+    With ``G = (T I + K)^{-1} = L^{-T} L^{-1}``, ``X_a = L^{-1} Ξ_a`` and ``β_a = Ξ_a^T G Y``:
 
-    ``∂²E/∂U_ab ∂U_cd = −Σ_ij M_bc[i,j] M_da[j,i] + β_c^T M_da β_b + β_a^T M_bc β_d``.
+    ``∂²E/∂U_ab ∂U_cd = −Tr(X_c X_d^T X_a X_b^T) + β_c^T M_da β_b + β_a^T M_bc β_d``, ``M_da = X_d^T X_a``.
 
-    Cost ``O(P (D N0)² + D⁴ N0²)``, memory ``O((D N0)²)``; returns a ``[D², D²]`` matrix.
+    The trace is contracted in sample space (``W_ab = X_a X_b^T``, cost ``O(D² P² N0)``,
+    memory ``O(D² P²)``) when ``P < N0`` and in feature space (``M``, cost ``O(P D² N0²)``,
+    memory ``O(D² N0²)``) otherwise.  Returns a ``[D², D²]`` matrix.
     """
     P, D, N0 = xi.shape
     K = renormalized_kernel(xi, U1)
-    cf = jax.scipy.linalg.cho_factor(K + temperature * jnp.eye(P), lower=True)
-    flat = xi.reshape(P, D * N0)
-    M = (flat.T @ jax.scipy.linalg.cho_solve(cf, flat)).reshape(D, N0, D, N0)
-    beta = jnp.einsum("p,pdi->di", jax.scipy.linalg.cho_solve(cf, y), xi)
-    t4 = jnp.einsum("bicj,djai->abcd", M, M)
-    Mb = jnp.einsum("djai,bi->dabj", M, beta)  # (M_da β_b)_j
-    t2 = jnp.einsum("cj,dabj->abcd", beta, Mb)  # β_c^T M_da β_b
+    Lc = jnp.linalg.cholesky(K + temperature * jnp.eye(P))
+    solve = lambda B: jax.scipy.linalg.solve_triangular(Lc, B, lower=True)  # noqa: E731
+    X = solve(xi.reshape(P, D * N0)).reshape(P, D, N0)
+    beta = jnp.einsum("p,pdi->di", solve(y), X)  # β_a = X_a^T L^{-1} Y
+    u = jnp.einsum("pai,bi->abp", X, beta)  # u_ab = X_a β_b, so β_c^T M_da β_b = u_dc · u_ab
+    t2 = jnp.einsum("dcp,abp->abcd", u, u)
+    if P < N0:
+        W = jnp.einsum("pai,qbi->abpq", X, X)
+        t4 = jnp.einsum("cdpq,abqp->abcd", W, W)
+    else:
+        M = jnp.einsum("pbi,pcj->bicj", X, X)
+        t4 = jnp.einsum("bicj,djai->abcd", M, M)
     H = -t4 + t2 + jnp.transpose(t2, (2, 3, 0, 1))
     return H.reshape(D * D, D * D)

@@ -233,6 +233,52 @@ def hessian_certificate(Us, xi, y, c, dense_max=DENSE_CERTIFICATE_MAX):
     return float(vals[0])
 
 
+def _newton(theta, fun, hess, max_iter, gtol=1e-11):
+    """Damped Newton iteration with the exact Hessian.
+
+    Each step solves ``(H + λI) p = −g`` with ``λ = 0`` when ``H`` is positive definite
+    (Cholesky succeeds) and ``λ`` just above ``−λ_min(H)`` otherwise, then backtracks
+    until the action decreases.  Close to the minimum, where action differences reach
+    rounding level, a full step is also accepted when it reduces the gradient norm.
+    Stops when ``max |g| < gtol`` (objective scaled to O(1)) or the gradient stagnates.
+
+    Returns
+    -------
+    theta, iterations, evaluations, message
+    """
+    f, g = fun(theta)
+    n_eval, it = 1, 0
+    if not np.isfinite(f):
+        return theta, it, n_eval, "the action is not finite at the initial point"
+    while it < max_iter:
+        gmax = np.max(np.abs(g))
+        if gmax < gtol:
+            return theta, it, n_eval, "gradient below tolerance"
+        H = hess(theta)
+        try:
+            cho = scipy.linalg.cho_factor(H)
+            p = -scipy.linalg.cho_solve(cho, g)
+        except np.linalg.LinAlgError:
+            lam = max(-np.linalg.eigvalsh(H)[0], 0.0) * 1.1 + 1e-8 * max(1.0, np.abs(H).max())
+            p = -np.linalg.solve(H + lam * np.eye(H.shape[0]), g)
+        it += 1
+        step, accepted = 1.0, False
+        gnorm = np.linalg.norm(g)
+        for _ in range(40):
+            f_new, g_new = fun(theta + step * p)
+            n_eval += 1
+            if np.isfinite(f_new) and (f_new < f + 1e-4 * step * np.dot(g, p)
+                                       or (abs(f_new - f) <= 1e-13 * max(1.0, abs(f))
+                                           and np.linalg.norm(g_new) < gnorm)):
+                accepted = True
+                break
+            step *= 0.5
+        if not accepted:
+            return theta, it, n_eval, "line search failed: no decrease of the action or of its gradient"
+        theta, f, g = theta + step * p, f_new, g_new
+    return theta, it, n_eval, "maximum number of iterations reached"
+
+
 def _polish(theta, fun, hess=None, hessp=None, max_steps=6):
     """Plain Newton steps on the gradient after the trust-region run.
 
@@ -300,8 +346,9 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
         Required relative residual of the saddle-point equations.
     max_iter : int
         Maximum optimiser iterations.
-    method : {"auto", "trust-exact", "trust-krylov"}
-        ``auto`` uses dense Newton (``trust-exact``) up to 300 parameters.
+    method : {"auto", "newton", "trust-exact", "trust-krylov"}
+        ``auto`` uses damped Newton with the exact dense Hessian (``newton``) up to 300
+        parameters and the Krylov trust region on exact Hessian-vector products above.
     raise_on_failure : bool
         Raise :class:`RuntimeError` instead of returning an unconverged result.
 
@@ -316,8 +363,8 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
     problem.check_spec(spec)
     tol = positive_float("tol", tol)
     max_iter = positive_int("max_iter", max_iter)
-    if method not in ("auto", "trust-exact", "trust-krylov"):
-        raise InputError(f"method must be 'auto', 'trust-exact' or 'trust-krylov', got {method!r}")
+    if method not in ("auto", "newton", "trust-exact", "trust-krylov"):
+        raise InputError(f"method must be 'auto', 'newton', 'trust-exact' or 'trust-krylov', got {method!r}")
 
     xi = jnp.asarray(problem.scaled_train(spec))
     y = jnp.asarray(problem.y_train)
@@ -325,7 +372,7 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
     sizes = spec.partial_paths
     n = par.n_params(sizes)
     if method == "auto":
-        method = "trust-exact" if n <= DENSE_HESSIAN_MAX else "trust-krylov"
+        method = "newton" if n <= DENSE_HESSIAN_MAX else "trust-krylov"
     scale = float(max(spec.widths) + problem.n_train)
     P, D, N0 = xi.shape
     batch = _hvp_batch(n, P, D, N0)
@@ -335,7 +382,7 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
     _value_and_grad(jnp.asarray(theta0), xi, y, c, scale)[0].block_until_ready()
     # closed-form energy Hessian needs a (D N0)² matrix; fall back to batched HVPs when it is too big
     analytic = (D * N0) ** 2 * 8 <= ANALYTIC_HESSIAN_BYTES
-    if method == "trust-exact":
+    if method in ("newton", "trust-exact"):
         if analytic:
             _hessian_analytic(jnp.asarray(theta0), xi, y, c, scale).block_until_ready()
         else:
@@ -352,8 +399,8 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
             return np.inf, np.zeros_like(t)
         return v, np.asarray(g)
 
-    kwargs = dict(jac=True, method=method, options=dict(maxiter=max_iter, gtol=1e-13))
-    if method == "trust-exact":
+    kwargs = dict(jac=True, options=dict(maxiter=max_iter, gtol=1e-13))
+    if method in ("newton", "trust-exact"):
         if analytic:
             kwargs["hess"] = lambda t: np.asarray(_hessian_analytic(jnp.asarray(t), xi, y, c, scale))
         else:
@@ -363,11 +410,15 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
             _hvp(jnp.asarray(t, dtype=jnp.float64), jnp.asarray(v, dtype=jnp.float64), xi, y, c, scale))
 
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        opt = scipy.optimize.minimize(fun, theta0, **kwargs)
-    theta, n_polish = _polish(np.asarray(opt.x), fun, kwargs.get("hess"), kwargs.get("hessp"))
-    n_eval += n_polish
+    if method == "newton":
+        theta, n_iter, _, opt_message = _newton(np.asarray(theta0, dtype=np.float64), fun, kwargs["hess"], max_iter)
+    else:
+        kwargs["method"] = method
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            opt = scipy.optimize.minimize(fun, theta0, **kwargs)
+        theta, _ = _polish(np.asarray(opt.x), fun, kwargs.get("hess"), kwargs.get("hessp"))
+        n_iter, opt_message = int(opt.get("nit", 0)), str(opt.message)
     elapsed = time.perf_counter() - t0
     Us = [np.asarray(U) for U in par.unpack(jnp.asarray(theta), sizes)]
     Us = [0.5 * (U + U.T) for U in Us]
@@ -386,12 +437,12 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
     elif not finite:
         message = "failed: the action became non-finite"
     elif not max(residuals) < tol:
-        message = f"not converged: max relative residual {max(residuals):.2e} >= tol {tol:.0e} ({opt.message})"
+        message = f"not converged: max relative residual {max(residuals):.2e} >= tol {tol:.0e} ({opt_message})"
     else:
         message = f"not a minimum: smallest Hessian eigenvalue {min_eig:.3e} <= 0"
     res = SaddlePointResult(
         U=Us, U_a=float(readout_scalar(Us_j[-1], c)), action=S, grad_norm=grad_norm, hessian_min_eig=min_eig,
-        residuals=residuals, iterations=int(opt.get("nit", 0)), n_evaluations=n_eval, time=elapsed,
+        residuals=residuals, iterations=n_iter, n_evaluations=n_eval, time=elapsed,
         converged=converged, message=message, spec=spec, method=method, theta=theta,
     )
     if raise_on_failure and not converged:
@@ -404,7 +455,9 @@ def continuation(problem: KernelProblem, spec: ModelSpec, *, widths=None, temper
     """Solve along a grid of widths (or temperatures), warm-starting each point from its neighbour.
 
     Widths are visited from the largest down (the largest is closest to the GP value,
-    which is the first initial point); temperatures from the largest down.
+    which is the first initial point); temperatures from the largest down.  From the
+    third point on, the start is a secant prediction in ``log N`` (or ``log T``) from the
+    two previous solutions (predictor–corrector continuation).
 
     Parameters
     ----------
@@ -434,12 +487,20 @@ def continuation(problem: KernelProblem, spec: ModelSpec, *, widths=None, temper
         keys = [s.temperature for s in specs]
     order = sorted(range(len(specs)), key=lambda i: -keys[i])
     results = [None] * len(specs)
-    prev = init
+    done = []  # (log key, theta) of converged points, in visiting order
     for k, i in enumerate(order):
-        res = solve(problem, specs[i], init=prev, **solve_kwargs)
+        start = init
+        if len(done) >= 2 and keys[i] != np.exp(done[-1][0]):
+            # secant predictor in log(N) (or log T) on the log-Cholesky parameters
+            (s0, t0), (s1, t1) = done[-2], done[-1]
+            theta = t1 + (t1 - t0) * (np.log(keys[i]) - s1) / (s1 - s0)
+            start = [np.asarray(U) for U in par.unpack(jnp.asarray(theta), specs[i].partial_paths)]
+        elif done:
+            start = [np.asarray(U) for U in par.unpack(jnp.asarray(done[-1][1]), specs[i].partial_paths)]
+        res = solve(problem, specs[i], init=start, **solve_kwargs)
         results[i] = res
-        if res.converged:
-            prev = res
+        if res.converged and (not done or np.log(keys[i]) != done[-1][0]):
+            done.append((np.log(keys[i]), res.theta))
         if progress is not None:
             progress(k + 1, len(specs), res)
     return results

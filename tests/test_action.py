@@ -63,8 +63,9 @@ def test_action_gradient_equals_finite_differences(heads):
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-6 * np.abs(g).max())
 
 
-def test_phi_is_the_energy_gradient_and_energy_hessian_is_exact():
-    prob = random_problem(heads=(2, 2), P=20, seed=4)
+@pytest.mark.parametrize("P,N0", [(20, 6), (8, 30)])  # feature-space and sample-space contractions
+def test_phi_is_the_energy_gradient_and_energy_hessian_is_exact(P, N0):
+    prob = random_problem(heads=(2, 2), P=P, N0=N0, seed=4)
     spec = smt.ModelSpec(heads=(2, 2), temperature=0.05)
     xi, y = jnp.asarray(prob.scaled_train(spec)), jnp.asarray(prob.y_train)
     U1 = jnp.asarray(_random_spd(np.random.default_rng(5), 4))
