@@ -267,8 +267,10 @@ def _newton(theta, fun, hess, max_iter, gtol=1e-11):
         for _ in range(40):
             f_new, g_new = fun(theta + step * p)
             n_eval += 1
+            # Armijo decrease, or (where action differences drown in rounding error) a smaller gradient
+            # without a meaningful increase of the action
             if np.isfinite(f_new) and (f_new < f + 1e-4 * step * np.dot(g, p)
-                                       or (abs(f_new - f) <= 1e-13 * max(1.0, abs(f))
+                                       or (f_new - f <= 1e-10 * max(1.0, abs(f))
                                            and np.linalg.norm(g_new) < gnorm)):
                 accepted = True
                 break

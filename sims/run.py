@@ -1,0 +1,313 @@
+"""Running many chains: burn-in, thinning, online observables, diagnostics, checkpoints.
+
+:func:`sample` drives any sampler of :mod:`sims` (Langevin, MALA, Gibbs) over
+``chains`` independent chains (``jax.vmap``) and ``steps`` steps (``jax.lax.scan``),
+accumulates the observables of THEORY §4 online (no weights are stored): the sampled
+order parameter ``U_1``, the predictor on the test set and the train energy, keeps
+per-chain traces of a few scalars for the diagnostics (split R-hat, bulk ESS, MCSE),
+and checkpoints its whole state atomically so that an interrupted run resumes
+exactly where it stopped: a resumed run gives the same numbers as an uninterrupted
+one with the same seed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from smtheory import _jax  # noqa: F401
+from smtheory._validate import InputError, positive_int
+from smtheory.model import ModelSpec
+from smtheory.predictor import metrics
+from smtheory.problem import KernelProblem
+
+from . import checkpoint as ckpt
+from . import diagnostics, observables
+from .base import check_step_size
+from .posterior import make_posterior, test_features
+
+SAMPLERS = ("langevin", "mala", "gibbs")
+
+
+class SamplingError(RuntimeError):
+    """Sampling produced non-finite values; the message says which chain and what to change."""
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Settings of a sampling run.
+
+    Parameters
+    ----------
+    sampler : {"langevin", "mala", "gibbs"}
+    chains : int (≥ 1; ≥ 4 for reliable diagnostics)
+    steps : int — sampler steps after burn-in
+    burnin : int — steps discarded first
+    thin : int — record every ``thin``-th step
+    step_size : float — ignored by Gibbs
+    seed : int
+    dtype : {"float64", "float32"}
+    chunk : int — recorded draws per compiled block (also the checkpoint interval)
+    """
+
+    sampler: str = "gibbs"
+    chains: int = 4
+    steps: int = 1000
+    burnin: int = 200
+    thin: int = 1
+    step_size: float = 1e-4
+    seed: int = 0
+    dtype: str = "float64"
+    chunk: int = 100
+
+    def __post_init__(self):
+        if self.sampler not in SAMPLERS:
+            raise InputError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        positive_int("chains", self.chains)
+        positive_int("steps", self.steps)
+        positive_int("thin", self.thin)
+        positive_int("chunk", self.chunk)
+        if not isinstance(self.burnin, (int, np.integer)) or self.burnin < 0:
+            raise InputError(f"burnin must be a non-negative integer, got {self.burnin!r}")
+        if self.steps < self.thin:
+            raise InputError(f"steps ({self.steps}) must be at least thin ({self.thin})")
+        if self.sampler != "gibbs":
+            check_step_size(self.step_size)
+        if self.dtype not in ("float64", "float32"):
+            raise InputError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+
+    @property
+    def draws(self):
+        return self.steps // self.thin
+
+
+@dataclass
+class SampleResult:
+    """Posterior summaries with their Monte-Carlo diagnostics."""
+
+    U1_sampled: np.ndarray
+    U1_mcse: np.ndarray
+    predictor_mean: np.ndarray
+    predictor_variance: np.ndarray
+    test_accuracy: float
+    generalization_error: float
+    train_energy: float
+    rhat_max: float
+    ess_min: float
+    steps_per_second: float
+    diagnostics: dict
+    config: SampleConfig
+    spec: ModelSpec
+    acceptance_rate: float = float("nan")
+
+    @property
+    def converged(self):
+        """R-hat ≤ 1.01 on every traced observable."""
+        return bool(self.rhat_max <= 1.01)
+
+    def to_dict(self):
+        return dict(U1_sampled=self.U1_sampled.tolist(), U1_mcse=self.U1_mcse.tolist(),
+                    predictor_mean=self.predictor_mean.tolist(), predictor_variance=self.predictor_variance.tolist(),
+                    test_accuracy=self.test_accuracy, generalization_error=self.generalization_error,
+                    train_energy=self.train_energy, rhat_max=self.rhat_max, ess_min=self.ess_min,
+                    steps_per_second=self.steps_per_second, acceptance_rate=self.acceptance_rate,
+                    converged=self.converged, config=dataclasses.asdict(self.config), spec=self.spec.to_dict())
+
+
+def build_sampler(posterior, config: SampleConfig):
+    """The :class:`sims.base.SamplingAlgorithm` named by the configuration."""
+    if config.sampler == "langevin":
+        from . import langevin
+
+        return langevin.build(posterior, config.step_size)
+    if config.sampler == "mala":
+        from . import mala
+
+        return mala.build(posterior, config.step_size)
+    from . import gibbs
+
+    return gibbs.build(posterior)
+
+
+def _traced(obs, D):
+    """Scalars traced per chain for the diagnostics: all U_1 entries (D ≤ 16) or its diagonal."""
+    U = obs["U1"]
+    u = U.reshape(-1) if D <= 16 else jnp.diag(U)
+    return jnp.concatenate([u, obs["train_energy"][None], jnp.mean(obs["f_test"][:8])[None]])
+
+
+def _trace_names(D):
+    if D <= 16:
+        names = [f"U1[{i},{j}]" for i in range(D) for j in range(D)]
+    else:
+        names = [f"U1[{i},{i}]" for i in range(D)]
+    return names + ["train_energy", "f_test[:8].mean"]
+
+
+def _make_advance(posterior, algo, xi_test, thin, D):
+    vstep = jax.vmap(algo.step)
+
+    def one_step(carry, _):
+        states, keys = carry
+        split = jax.vmap(lambda k: jax.random.split(k, 2))(keys)
+        states, info = vstep(split[:, 1], states)
+        return (states, split[:, 0]), info
+
+    def burn(states, keys, n):
+        (states, keys), info = jax.lax.scan(one_step, (states, keys), None, length=n)
+        return states, keys, jnp.all(info.is_finite)
+
+    def record(carry, _):
+        states, keys, mom = carry
+        (states, keys), info = jax.lax.scan(one_step, (states, keys), None, length=thin)
+        obs = jax.vmap(lambda p: observables.observe(posterior, p, xi_test))(states.position)
+        mom = {k: jax.vmap(observables.moments_update)(mom[k], obs[k]) for k in mom}
+        tr = jax.vmap(lambda o: _traced(o, D))(obs)
+        acc = jnp.mean(getattr(info, "acceptance_rate", jnp.ones_like(info.is_finite, dtype=jnp.float64)))
+        return (states, keys, mom), (tr, jnp.all(info.is_finite), acc)
+
+    def draws(states, keys, mom, n):
+        (states, keys, mom), (tr, finite, acc) = jax.lax.scan(record, (states, keys, mom), None, length=n)
+        return states, keys, mom, jnp.swapaxes(tr, 0, 1), jnp.all(finite), jnp.mean(acc)
+
+    return jax.jit(burn, static_argnums=2), jax.jit(draws, static_argnums=3)
+
+
+def _progress(total, enabled):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    return tqdm(total=total, unit="draw", disable=not sys.stderr.isatty(), leave=False)
+
+
+def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = SampleConfig(), *,
+           checkpoint=None, resume=False, progress=True):
+    """Sample the weight posterior and summarise it (THEORY §4).
+
+    Parameters
+    ----------
+    problem : KernelProblem (with a test set)
+    spec : ModelSpec
+    config : SampleConfig
+    checkpoint : str, optional
+        Path of the checkpoint file, written atomically after every block of draws.
+    resume : bool
+        Continue from ``checkpoint`` (which must exist and match the configuration).
+    progress : bool
+        Show a progress bar (only when standard error is a terminal).
+
+    Returns
+    -------
+    SampleResult
+    """
+    if not isinstance(config, SampleConfig):
+        raise InputError("config must be a sims.SampleConfig")
+    if resume and not checkpoint:
+        raise InputError("resume needs a checkpoint path")
+    problem.check_spec(spec)
+    posterior = make_posterior(problem, spec, config.dtype)
+    xi_test = test_features(problem, posterior.dtype)
+    algo = build_sampler(posterior, config)
+    D = spec.n_paths
+    burn, draws = _make_advance(posterior, algo, xi_test, config.thin, D)
+
+    key = jax.random.PRNGKey(config.seed)
+    k_init, k_run = jax.random.split(key)
+    positions = jax.vmap(posterior.init)(jax.random.split(k_init, config.chains))
+    states = jax.vmap(algo.init)(positions)
+    keys = jax.random.split(k_run, config.chains)
+    obs0 = observables.observe(posterior, jax.tree_util.tree_map(lambda x: x[0], positions), xi_test)
+    mom = {k: jax.vmap(lambda _: observables.moments_init(obs0[k]))(jnp.arange(config.chains)) for k in obs0}
+    n_traced = len(_trace_names(D))
+    traces = np.zeros((config.chains, config.draws, n_traced))  # filled block by block
+    done, burned, acc_sum, run_time = 0, False, 0.0, 0.0
+    meta = dict(config=dataclasses.asdict(config), spec=spec.to_dict(), P=problem.n_train, D=D)
+
+    if resume:
+        if not os.path.exists(checkpoint):
+            raise InputError(f"resume: no checkpoint at {checkpoint!r}")
+        like = dict(states=states, keys=keys, mom=mom, traces=traces)
+        loaded, m = ckpt.load_checkpoint(checkpoint, like)
+        if m.get("config") != meta["config"] or m.get("spec") != meta["spec"]:
+            raise InputError("resume: the checkpoint was written with another configuration or model")
+        states, keys, mom, traces = loaded["states"], loaded["keys"], loaded["mom"], np.array(loaded["traces"])
+        done, burned, acc_sum, run_time = m["done"], m["burned"], m["acc_sum"], m["run_time"]
+
+    def save():
+        if checkpoint:
+            ckpt.save_checkpoint(checkpoint, dict(states=states, keys=keys, mom=mom, traces=traces),
+                                 dict(meta, done=done, burned=burned, acc_sum=acc_sum, run_time=run_time))
+
+    bar = _progress(config.draws, progress)
+    if bar is not None:
+        bar.update(done)
+    if not burned:
+        t0 = time.perf_counter()
+        if config.burnin:
+            states, keys, finite = burn(states, keys, config.burnin)
+            if not bool(finite):
+                raise SamplingError("non-finite values during burn-in: reduce step_size (or use sampler='gibbs')")
+        run_time += time.perf_counter() - t0
+        burned = True
+        save()
+    while done < config.draws:
+        n = min(config.chunk, config.draws - done)
+        t0 = time.perf_counter()
+        states, keys, mom, tr, finite, acc = draws(states, keys, mom, n)
+        tr = np.asarray(tr)
+        run_time += time.perf_counter() - t0
+        if not bool(finite) or not np.all(np.isfinite(tr)):
+            bad = np.where(~np.all(np.isfinite(tr), axis=(1, 2)))[0]
+            raise SamplingError(f"non-finite values in chain(s) {bad.tolist()} after {done} draws: "
+                                "reduce step_size (or use sampler='gibbs')")
+        traces[:, done:done + n] = tr
+        acc_sum += float(acc) * n
+        done += n
+        save()
+        if bar is not None:
+            bar.update(n)
+    if bar is not None:
+        bar.close()
+    return _summarise(problem, spec, config, mom, traces, acc_sum / max(done, 1), run_time)
+
+
+def _summarise(problem, spec, config, mom, traces, acceptance, run_time):
+    D = spec.n_paths
+    merged = {}
+    for k, m in mom.items():
+        acc = jax.tree_util.tree_map(lambda x: x[0], m)
+        for c in range(1, config.chains):
+            acc = observables.moments_merge(acc, jax.tree_util.tree_map(lambda x, c=c: x[c], m))
+        merged[k] = observables.moments_finalize(acc)
+    U1 = np.asarray(merged["U1"][0])
+    f_mean, f_var = (np.asarray(v) for v in merged["f_test"])
+    names = _trace_names(D)
+    diag = {}
+    if config.chains >= 2 and traces.shape[1] >= 4:
+        diag = diagnostics.summarize({name: traces[:, :, i] for i, name in enumerate(names)})
+    mcse = np.full((D, D), np.nan)
+    if diag:
+        for i in range(D):
+            for j in range(D):
+                key = f"U1[{i},{j}]"
+                if key in diag.get("mcse", {}):
+                    mcse[i, j] = diag["mcse"][key]
+    gen, acc, _ = metrics(f_mean, f_var, problem.y_test)
+    steps = config.chains * (config.burnin + config.steps)
+    return SampleResult(
+        U1_sampled=U1, U1_mcse=mcse, predictor_mean=f_mean, predictor_variance=f_var, test_accuracy=acc,
+        generalization_error=gen, train_energy=float(np.asarray(merged["train_energy"][0])),
+        rhat_max=float(diag.get("rhat_max", np.nan)), ess_min=float(diag.get("ess_min", np.nan)),
+        steps_per_second=steps / run_time if run_time > 0 else math.inf, diagnostics=diag, config=config,
+        spec=spec, acceptance_rate=acceptance,
+    )
