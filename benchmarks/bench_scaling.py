@@ -211,7 +211,14 @@ def run_point(P, D, args, out_path, mode):
         t_cert = (n_entries if n_entries <= nm.DENSE_CERTIFICATE_MAX else 100) * t_hvp
     rec["measured_prediction"] = dict(optimiser=t_opt, certificate=t_cert, total=t_opt + t_cert)
     dump()
-    if mode == "auto" and t_opt + t_cert > args.cap:
+    elapsed = time.perf_counter() - t_all
+    rec["measured_prediction"]["elapsed_before_solve"] = elapsed
+    if mode == "auto" and elapsed + 1.5 * (t_opt + t_cert) > args.timeout:
+        rec["skip_reason"] = (f"predicted from the probes: optimiser {t_opt:.0f} s + certificate {t_cert:.0f} s "
+                              f"(×1.5 margin) after {elapsed:.0f} s of build and probes would pass the "
+                              f"{args.timeout:g} s timeout; solve not run")
+        mode = "probe"
+    elif mode == "auto" and t_opt + t_cert > args.cap:
         rec["skip_reason"] = (f"predicted from the probes: optimiser {t_opt:.0f} s + certificate {t_cert:.0f} s "
                               f"> cap {args.cap:g} s; solve not run")
         mode = "probe"
@@ -303,7 +310,8 @@ def main(argv=None):
             os.unlink(point_out)
         cmd = [sys.executable, os.path.abspath(__file__), "--point", str(P), str(D), "--point-out", point_out,
                "--alpha", str(args.alpha), "--max-iter", str(args.max_iter), "--threads", args.threads,
-               "--seed", str(args.seed), "--mode", mode, "--cap", str(args.cap)]
+               "--seed", str(args.seed), "--mode", mode, "--cap", str(args.cap),
+               "--timeout", str(args.timeout)]
         print(f"P={P} D={D}: running (flop model: solve {pred:.1f} s, probe {pred_probe:.1f} s) ...", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -106,6 +106,7 @@ class SampleResult:
     config: SampleConfig
     spec: ModelSpec
     acceptance_rate: float = float("nan")
+    compile_time: float = float("nan")
 
     @property
     def converged(self):
@@ -248,13 +249,20 @@ def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = Sampl
             ckpt.save_checkpoint(checkpoint, dict(states=states, keys=keys, mom=mom, traces=traces),
                                  dict(meta, done=done, burned=burned, acc_sum=acc_sum, run_time=run_time))
 
+    # compile ahead of time (excluded from steps_per_second)
+    t0 = time.perf_counter()
+    burn_c = burn.lower(states, keys, config.burnin).compile() if (config.burnin and not burned) else None
+    sizes = {min(config.chunk, config.draws - d) for d in range(done, config.draws, config.chunk)}
+    draws_c = {n: draws.lower(states, keys, mom, n).compile() for n in sizes}
+    compile_time = time.perf_counter() - t0
+
     bar = _progress(config.draws, progress)
     if bar is not None:
         bar.update(done)
     if not burned:
         t0 = time.perf_counter()
         if config.burnin:
-            states, keys, finite = burn(states, keys, config.burnin)
+            states, keys, finite = burn_c(states, keys)
             if not bool(finite):
                 raise SamplingError("non-finite values during burn-in: reduce step_size (or use sampler='gibbs')")
         run_time += time.perf_counter() - t0
@@ -263,7 +271,7 @@ def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = Sampl
     while done < config.draws:
         n = min(config.chunk, config.draws - done)
         t0 = time.perf_counter()
-        states, keys, mom, tr, finite, acc = draws(states, keys, mom, n)
+        states, keys, mom, tr, finite, acc = draws_c[n](states, keys, mom)
         tr = np.asarray(tr)
         run_time += time.perf_counter() - t0
         if not bool(finite) or not np.all(np.isfinite(tr)):
@@ -278,7 +286,9 @@ def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = Sampl
             bar.update(n)
     if bar is not None:
         bar.close()
-    return _summarise(problem, spec, config, mom, traces, acc_sum / max(done, 1), run_time)
+    result = _summarise(problem, spec, config, mom, traces, acc_sum / max(done, 1), run_time)
+    result.compile_time = compile_time
+    return result
 
 
 def _summarise(problem, spec, config, mom, traces, acceptance, run_time):
@@ -296,12 +306,11 @@ def _summarise(problem, spec, config, mom, traces, acceptance, run_time):
     if config.chains >= 2 and traces.shape[1] >= 4:
         diag = diagnostics.summarize({name: traces[:, :, i] for i, name in enumerate(names)})
     mcse = np.full((D, D), np.nan)
-    if diag:
-        for i in range(D):
-            for j in range(D):
-                key = f"U1[{i},{j}]"
-                if key in diag.get("mcse", {}):
-                    mcse[i, j] = diag["mcse"][key]
+    for i in range(D):
+        for j in range(D):
+            entry = diag.get(f"U1[{i},{j}]")
+            if entry is not None:
+                mcse[i, j] = float(np.asarray(entry["mcse"]))
     gen, acc, _ = metrics(f_mean, f_var, problem.y_test)
     steps = config.chains * (config.burnin + config.steps)
     return SampleResult(

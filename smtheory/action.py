@@ -161,6 +161,11 @@ def phi_matrix(U1, xi, y, temperature):
 
 
 def saddle_point_residuals(Us, xi, y, c: ActionConstants):
+    """Relative residuals of the saddle-point equations (see :func:`_residuals`), as floats."""
+    return [float(v) for v in _residuals_jit(list(Us), xi, y, c)]
+
+
+def _residuals(Us, xi, y, c: ActionConstants):
     """Relative residuals of the saddle-point equations of THEORY §3, written out explicitly.
 
     Returns a list, one entry per layer ℓ = 1..L, followed by the ``U_a`` equation:
@@ -195,7 +200,10 @@ def saddle_point_residuals(Us, xi, y, c: ActionConstants):
     beta = var[-1] * (H_L * N_L / N_a - 1.0)
     gamma = jnp.trace(Us[-1]) * N_L * var[-1] / (N_a * var[-2])
     out.append(jnp.abs(U_a**2 + beta * U_a - gamma) / (U_a**2 + jnp.abs(beta * U_a) + gamma))
-    return [float(v) for v in out]
+    return jnp.stack(out)
+
+
+_residuals_jit = jax.jit(_residuals)
 
 
 def sym_from_triu(vec, n):

@@ -35,7 +35,7 @@ from . import parameterization as par
 
 DENSE_HESSIAN_MAX = 300  # parameters up to which the optimiser uses dense Newton steps
 DENSE_CERTIFICATE_MAX = 600  # entries up to which the certificate Hessian is formed densely
-ANALYTIC_HESSIAN_BYTES = 512 * 2**20  # memory allowed for M = Ξ^T G Ξ in the closed-form Hessian  # entries up to which the certificate Hessian is formed densely
+ANALYTIC_HESSIAN_BYTES = 512 * 2**20  # memory allowed for the intermediate of the closed-form Hessian
 
 
 @dataclass
