@@ -86,26 +86,12 @@ def _problem(args):
 def cmd_solve(args):
     import solvers
 
-    from .io import git_commit, versions, write_json_atomic
-    from .model import ModelSpec, READOUTS
     from .predictor import predictor_statistics
 
-    if args.readout not in READOUTS:
-        raise InputError(f"--readout must be one of {', '.join(READOUTS)}, got {args.readout!r}")
-    if not np.isfinite(args.temperature) or args.temperature <= 0:
-        raise InputError(f"--temperature must be a finite positive number, got {args.temperature}")
-    if args.variances is not None and not all(np.isfinite(v) and v > 0 for v in args.variances):
-        raise InputError(f"--variances must be positive numbers, got {args.variances}")
+    _check_model_options(args)
     t0 = time.perf_counter()
     problem, heads = _problem(args)
-    L = len(heads)
-    if args.variances is not None and len(args.variances) != L + 2:
-        raise InputError(f"--variances needs L + 2 = {L + 2} numbers (s0 s1 .. sL sa) for {L} layers, "
-                         f"got {len(args.variances)}")
-    spec = ModelSpec(heads=heads, widths=args.width[0], variances=args.variances, temperature=args.temperature,
-                     readout=args.readout)
-    for w in args.width:
-        spec.replace(widths=w)  # validate every width before solving
+    spec = _model_spec(args, heads)
     print(f"problem: P={problem.n_train}, Q={problem.xi_test.shape[0]}, D={problem.n_paths} paths, "
           f"N0={problem.input_dim}, heads={heads}  (features built in {time.perf_counter() - t0:.2f}s)")
     for name, paths in _gp_baselines(args, problem, spec).items():
@@ -135,39 +121,21 @@ def cmd_solve(args):
                          message=res.message))
     if n_bad:
         print(f"WARNING: {n_bad} width(s) did not converge; their numbers (in parentheses) are not results.")
-    if args.json:
-        config = {k: v for k, v in vars(args).items() if k != "func"}
-        config["width"] = [w if isinstance(w, int) else list(w) for w in args.width]
-        write_json_atomic(args.json, dict(config=config, spec=spec.to_dict(), path_names=problem.path_names,
-                                          versions=versions(), commit=git_commit(), results=rows))
-        print(f"wrote {args.json}")
+    _write_json(args, spec, problem, rows)
     return 0 if n_bad == 0 else 3
 
 
 def cmd_sample(args):
     from sims.run import SampleConfig, SamplingError, sample
 
-    from .io import git_commit, versions, write_json_atomic
-    from .model import ModelSpec, READOUTS
-
-    if args.readout not in READOUTS:
-        raise InputError(f"--readout must be one of {', '.join(READOUTS)}, got {args.readout!r}")
-    if not np.isfinite(args.temperature) or args.temperature <= 0:
-        raise InputError(f"--temperature must be a finite positive number, got {args.temperature}")
+    _check_model_options(args)
     if args.resume and not args.checkpoint:
         raise InputError("--resume needs --checkpoint PATH")
     config = SampleConfig(sampler=args.sampler, chains=args.chains, steps=args.steps, burnin=args.burnin,
                           thin=args.thin, step_size=args.step_size, seed=args.sample_seed,
                           dtype="float32" if args.float32 else "float64")
     problem, heads = _problem(args)
-    L = len(heads)
-    if args.variances is not None and len(args.variances) != L + 2:
-        raise InputError(f"--variances needs L + 2 = {L + 2} numbers (s0 s1 .. sL sa) for {L} layers, "
-                         f"got {len(args.variances)}")
-    if args.variances is not None and not all(np.isfinite(v) and v > 0 for v in args.variances):
-        raise InputError(f"--variances must be positive numbers, got {args.variances}")
-    spec = ModelSpec(heads=heads, widths=args.width[0], variances=args.variances, temperature=args.temperature,
-                     readout=args.readout)
+    spec = _model_spec(args, heads)
     rows = []
     for w in args.width:
         s = spec.replace(widths=w)
@@ -191,13 +159,46 @@ def cmd_sample(args):
         row = res.to_dict()
         row["width"] = w if isinstance(w, int) else list(w)
         rows.append(row)
-    if args.json:
-        config_d = {k: v for k, v in vars(args).items() if k != "func"}
-        config_d["width"] = [w if isinstance(w, int) else list(w) for w in args.width]
-        write_json_atomic(args.json, dict(config=config_d, spec=spec.to_dict(), path_names=problem.path_names,
-                                          versions=versions(), commit=git_commit(), results=rows))
-        print(f"wrote {args.json}")
+    _write_json(args, spec, problem, rows)
     return 0
+
+
+def _write_json(args, spec, problem, rows):
+    """Per-width rows with the configuration, versions and commit, written atomically (``--json``)."""
+    if not args.json:
+        return
+    from .io import git_commit, versions, write_json_atomic
+
+    config = {k: v for k, v in vars(args).items() if k != "func"}
+    config["width"] = [w if isinstance(w, int) else list(w) for w in args.width]
+    write_json_atomic(args.json, dict(config=config, spec=spec.to_dict(), path_names=problem.path_names,
+                                      versions=versions(), commit=git_commit(), results=rows))
+    print(f"wrote {args.json}")
+
+
+def _check_model_options(args):
+    from .model import READOUTS
+
+    if args.readout not in READOUTS:
+        raise InputError(f"--readout must be one of {', '.join(READOUTS)}, got {args.readout!r}")
+    if not np.isfinite(args.temperature) or args.temperature <= 0:
+        raise InputError(f"--temperature must be a finite positive number, got {args.temperature}")
+    if args.variances is not None and not all(np.isfinite(v) and v > 0 for v in args.variances):
+        raise InputError(f"--variances must be positive numbers, got {args.variances}")
+
+
+def _model_spec(args, heads):
+    from .model import ModelSpec
+
+    L = len(heads)
+    if args.variances is not None and len(args.variances) != L + 2:
+        raise InputError(f"--variances needs L + 2 = {L + 2} numbers (s0 s1 .. sL sa) for {L} layers, "
+                         f"got {len(args.variances)}")
+    spec = ModelSpec(heads=heads, widths=args.width[0], variances=args.variances, temperature=args.temperature,
+                     readout=args.readout)
+    for w in args.width:
+        spec.replace(widths=w)  # validate every width before any work
+    return spec
 
 
 def _gp_baselines(args, problem, spec):

@@ -4,7 +4,6 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 import smtheory as smt
 from sims.posterior import make_posterior

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import InputError, positive_float, positive_int
+from .._validate import InputError, positive_int
 from ..attention import AttentionLayer
 from ..problem import KernelProblem
 
