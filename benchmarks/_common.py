@@ -31,6 +31,25 @@ def configure_threads(threads):
                 OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS"))
 
 
+def pin_single_cpu(cpu=None):
+    """Restrict this process to one CPU (``os.sched_setaffinity``); must run before JAX is imported.
+
+    On JAX 0.10 the XLA flags of :func:`configure_threads` do not make XLA:CPU single-threaded: its
+    intra-op thread pool still runs large dots on every core (process CPU time ≈ 2 × wall time on a
+    2-core machine).  XLA sizes that pool from the affinity mask, and threads created later inherit it,
+    so pinning the process before the import gives truly single-threaded timings.  Returns the CPU
+    used, or None where affinity cannot be set.
+    """
+    if "jax" in sys.modules:
+        raise RuntimeError("pin_single_cpu must be called before jax is imported")
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    cpu = allowed[-1] if cpu is None else int(cpu)
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
 def git_commit():
     """``git rev-parse HEAD`` of the repository, or None (no commits, no git, ...)."""
     try:
@@ -105,6 +124,18 @@ def environment():
         load_average_at_start=load_average(),
         date_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def extra_versions(packages=("numpyro", "blackjax", "jaxlib", "arviz")):
+    """Versions of optional packages (``None`` where not installed), e.g. for the sampler benchmarks."""
+    from importlib import metadata
+    out = {}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def _atomic_write(path, text):
