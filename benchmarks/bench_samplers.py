@@ -33,7 +33,9 @@ nuts_seq_est
     tree-building branches into selects.  As a fairer reference this row keeps the vectorised run's draws
     and ESS but charges the time a sequential run of the same trajectories would take: (all leapfrog steps
     of all chains, warm-up + sampling) × (seconds per leapfrog step of one non-vectorised NUTS chain, measured
-    by a short probe with the same driver).  It is an estimate, reported next to the measured figure.
+    by a probe that continues the most typical chain (mean trajectory length closest to the average) from its
+    final adapted state for ≥ 2000 leapfrog steps with a non-vectorised kernel and the same driver).
+    It is an estimate, reported next to the measured figure.
 
 Step sizes (h = ε T is the step of θ' = θ − h ∇U + √(2h) ξ; ε is ``SampleConfig.step_size``):
 
@@ -307,44 +309,50 @@ def run_nuts(problem, spec, post, warmup, samples, block, chains, seed, log):
                tree_depth_10_fraction_sampling=float(np.mean(ns_s >= 1023)),
                lockstep_leapfrog_sampling=lock_s, seconds_per_lockstep_leapfrog=t_samp / lock_s,
                leapfrog_total_warmup=int(ns_w.sum()), leapfrog_total_sampling=int(ns_s.sum()),
+               leapfrog_mean_sampling_per_chain=ns_s.mean(axis=0).tolist(),
                divergences_warmup=div_w, divergences_sampling=div_s,
                U1_mean=U1.mean(axis=0), U1_mcse=U1_mcse, train_energy_mean=float(traces[:, :, D * D].mean()))
     rec.update(summarise_diag(diag, D))
-    return add_rates(rec)
+    return add_rates(rec), state
 
 
-def probe_nuts_single(post, warmup, iters, block, seed, log):
+def probe_nuts_single(post, final_state, chain, block, log, min_steps=2000, max_blocks=10):
     """Cost of one leapfrog step of a single (non-vectorised) NUTS chain, as chain_method="sequential" runs it.
 
-    Chain 0's starting point, ``warmup`` adaptation iterations, then ``iters`` timed iterations; the same
-    compiled-block driver as :func:`run_nuts`.  Returns seconds per leapfrog step in the timed iterations.
+    Continues chain ``chain`` of the vectorised run from its final state (adapted step size and mass matrix,
+    past warm-up, so no further adaptation) with a non-vectorised NUTS kernel, driven by the same compiled
+    blocks as :func:`run_nuts`; the first block is not timed, then blocks until ``min_steps`` leapfrog steps
+    (at most ``max_blocks`` blocks).  Returns seconds per leapfrog step.
     """
     import jax
     import numpy as np
     from numpyro.infer import NUTS
 
-    k_init, _ = jax.random.split(jax.random.PRNGKey(seed))
-    init0 = post.init(jax.random.split(k_init, 4)[0])
+    state = jax.tree_util.tree_map(lambda x: x[chain], final_state)
     kernel = NUTS(potential_fn=post.potential)
-    state = kernel.init(jax.random.PRNGKey(seed + 1), warmup, init_params=init0)
+    # a single key (not a batch) gives the non-vectorised sample function; the warm-up length only sets
+    # the adaptation schedule, and the state is already past it
+    kernel.init(jax.random.PRNGKey(0), int(state.i) - 1, init_params=state.z)
 
     def body(st, _):
         st = kernel.sample(st, (), {})
         return st, st.num_steps
 
     compiled = jax.jit(lambda st: jax.lax.scan(body, st, None, length=block)).lower(state).compile()
-    t_s, n_s = 0.0, 0
-    for b in range((warmup + iters) // block):
+    state, _ = compiled(state)  # untimed first block
+    jax.block_until_ready(state)
+    t_s, n_s, iters = 0.0, 0, 0
+    while n_s < min_steps and iters < max_blocks * block:
+        iters += block
         t0 = time.perf_counter()
         state, ns = compiled(state)
         jax.block_until_ready(state)
-        dt = time.perf_counter() - t0
-        if b * block >= warmup:
-            t_s += dt
-            n_s += int(np.asarray(ns).sum())
+        t_s += time.perf_counter() - t0
+        n_s += int(np.asarray(ns).sum())
     c = t_s / n_s
-    log(f"    single-chain NUTS probe: {n_s} leapfrog steps in {t_s:.1f} s = {c * 1e3:.3g} ms per step")
-    return dict(warmup=warmup, iters=iters, leapfrog_steps=n_s, time=t_s, seconds_per_leapfrog=c)
+    log(f"    single-chain NUTS probe: {n_s} leapfrog steps in {t_s:.2f} s = {c * 1e3:.3g} ms per step")
+    return dict(chain=chain, iters=iters, leapfrog_steps=n_s, time=t_s, seconds_per_leapfrog=c,
+                step_size=float(state.adapt_state.step_size))
 
 
 def nuts_sequential_estimate(nuts, probe):
@@ -392,7 +400,7 @@ def run_width(N, problem, args, log):
             if args.nuts_samples is not None:
                 S = args.nuts_samples
             log(f"  nuts: warm-up {W}, samples {S}, {args.chains} chains vectorised")
-            rec = run_nuts(problem, spec, post, W, S, args.nuts_block, args.chains, args.seed, log)
+            rec, final_state = run_nuts(problem, spec, post, W, S, args.nuts_block, args.chains, args.seed, log)
         else:
             b, st, th = L[s]
             log(f"  {s}: burn-in {b}, steps {st}, thin {th}" + (f", ε = {eps[s]:.3g}" if eps[s] else ""))
@@ -403,9 +411,9 @@ def run_width(N, problem, args, log):
         out["runs"][s] = rec
         yield out
         if s == "nuts" and args.nuts_probe:
-            pw = min(rec["warmup"], 30)
-            pw -= pw % args.nuts_block
-            probe = probe_nuts_single(post, pw, 2 * args.nuts_block, args.nuts_block, args.seed, log)
+            means = rec["leapfrog_mean_sampling_per_chain"]
+            chain = int(min(range(len(means)), key=lambda c: abs(means[c] - rec["leapfrog_mean_sampling"])))
+            probe = probe_nuts_single(post, final_state, chain, args.nuts_block, log)
             seq = nuts_sequential_estimate(rec, probe)
             log(f"  nuts (sequential estimate): time {seq['time_total']:.1f} s; "
                 f"ESS/s U1 min {seq['ess_U1_min_per_s']:.3g}")
@@ -597,7 +605,8 @@ def markdown(d):
                           f"+ {nuts['leapfrog_total_sampling']} leapfrog steps (warm-up + sampling, all chains) × "
                           f"{pr['seconds_per_leapfrog'] * 1e3:.3g} ms, the cost of one leapfrog step of a single "
                           f"non-vectorised NUTS chain measured with the same compiled driver ({pr['leapfrog_steps']} "
-                          f"steps after {pr['warmup']} warm-up iterations). Vectorising 4 chains costs "
+                          f"steps of chain {pr['chain']} continued from its final adapted state). "
+                          "Vectorising 4 chains costs "
                           f"{nuts['seconds_per_lockstep_leapfrog'] / pr['seconds_per_leapfrog']:.1f}× a single-chain "
                           "step per lockstep step here."]
         lines += ["", "Sampled ⟨U_1⟩ diagonal (± MCSE) and mean train energy ½Σ(f−y)²:", "",
