@@ -255,6 +255,7 @@ def run_nuts(problem, spec, post, warmup, samples, block, chains, seed, log):
         raise ValueError(f"NUTS warm-up ({warmup}) and samples ({samples}) must be multiples of the block ({block})")
     D = spec.n_paths
     xi_test = test_features(problem, post.dtype)
+    y_test = jax.numpy.asarray(problem.y_test, post.dtype)
     k_init, _ = jax.random.split(jax.random.PRNGKey(seed))  # the same starting points as sims.run
     init = jax.vmap(post.init)(jax.random.split(k_init, chains))
     kernel = NUTS(potential_fn=post.potential)
@@ -266,7 +267,7 @@ def run_nuts(problem, spec, post, warmup, samples, block, chains, seed, log):
     def body(st, _):
         st = kernel.sample(st, (), {})
         obs = jax.vmap(lambda p: observables.observe(post, p, xi_test))(st.z)
-        tr = jax.vmap(lambda o: _traced(o, D))(obs)
+        tr = jax.vmap(lambda o: _traced(o, D, y_test))(obs)
         return st, (tr, st.num_steps, st.accept_prob, st.diverging)
 
     t0 = time.perf_counter()

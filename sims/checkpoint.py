@@ -29,7 +29,7 @@ import numpy as np
 
 from smtheory._validate import InputError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_metadata", "FORMAT"]
 
 #: Format tag written into every checkpoint header.
 FORMAT = "sims.checkpoint/1"
@@ -183,6 +183,22 @@ def _like_kind(leaf):
     if isinstance(leaf, (bool, int, float, complex)):
         return "python_" + type(leaf).__name__
     return None
+
+
+def read_metadata(path):
+    """The metadata dict of a checkpoint, without reading its arrays (e.g. to size the ``like`` pytree)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"path {path!r} is not a checkpoint file (it does not exist)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if _HEADER not in z.files:
+                raise InputError(f"{path!r} is not a sims checkpoint (no {_HEADER} entry)")
+            return json.loads(str(z[_HEADER][()]))["metadata"]
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(f"cannot read checkpoint {path!r}: {type(e).__name__}: {e}") from None
 
 
 def load_checkpoint(path, like_pytree):

@@ -21,6 +21,7 @@ R-hat NaN (0/0, as in ArviZ) and ESS equal to the number of split draws.
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -30,7 +31,7 @@ from scipy.stats import rankdata
 
 from smtheory._validate import InputError
 
-__all__ = ["ConvergenceWarning", "rhat", "ess_bulk", "ess_mean", "mcse_mean", "summarize", "RHAT_THRESHOLD"]
+__all__ = ["ConvergenceWarning", "rhat", "ess_bulk", "ess_mean", "mcse_mean", "jackknife_mcse", "summarize", "RHAT_THRESHOLD"]
 
 #: R-hat above which :func:`summarize` warns (Vehtari et al. 2021 recommend 1.01).
 RHAT_THRESHOLD = 1.01
@@ -212,6 +213,54 @@ def mcse_mean(x, name="x"):
     sd = safe.reshape(-1, safe.shape[2]).std(axis=0, ddof=1)
     out = np.where(ok, sd / np.sqrt(_ess_raw(_split_chains(safe))), np.nan)
     return _shape_out(out, trailing)
+
+
+def jackknife_mcse(batch_sums, batch_counts, functional, groups_per_chain=10):
+    """Monte-Carlo error of a nonlinear functional of a posterior mean, by a batch-means jackknife.
+
+    For functionals of the mean predictor that are not themselves per-draw averages (e.g. the
+    accuracy ``mean(sign⟨f⟩ = y)``), consecutive draws of each chain are grouped into
+    ``groups_per_chain`` batches; the functional is recomputed with each batch left out, and
+    ``se² = (B − 1)/B Σ_b (F_(−b) − F̄)²`` over the ``B = chains × groups`` batches.  Valid when a
+    batch is much longer than the autocorrelation time (check the ESS of the traced scalars).
+
+    Parameters
+    ----------
+    batch_sums : array [n_batches, chains, ...]
+        Sums of the observable over consecutive blocks of draws, in time order.
+    batch_counts : array [n_batches]
+        Draws in each block (the same for every chain).
+    functional : callable
+        ``functional(mean) -> float``, applied to a mean of the observable.
+    groups_per_chain : int
+        Jackknife batches per chain (consecutive blocks are merged; at most ``n_batches``).
+
+    Returns
+    -------
+    (float, float)
+        The functional of the overall mean and its jackknife standard error (NaN with fewer
+        than 2 batches in all).
+    """
+    sums = np.asarray(batch_sums, dtype=np.float64)
+    counts = np.asarray(batch_counts, dtype=np.float64)
+    if sums.ndim < 2 or sums.shape[0] != counts.shape[0]:
+        raise InputError(f"batch_sums must be [n_batches, chains, ...] with n_batches = len(batch_counts) "
+                         f"= {counts.shape[0]}, got shape {sums.shape}")
+    n_b, chains = sums.shape[:2]
+    total, n_total = sums.sum(axis=(0, 1)), counts.sum() * chains
+    estimate = float(functional(total / n_total))
+    g = max(1, min(int(groups_per_chain), n_b))
+    edges = np.linspace(0, n_b, g + 1).round().astype(int)
+    units = []  # (sum, count) of each (group, chain)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        for c in range(chains):
+            units.append((sums[lo:hi, c].sum(axis=0), counts[lo:hi].sum()))
+    B = len(units)
+    if B < 2:
+        return estimate, float("nan")
+    loo = np.array([functional((total - s) / (n_total - n)) for s, n in units], dtype=np.float64)
+    se = math.sqrt((B - 1) / B * np.sum((loo - loo.mean()) ** 2))
+    return estimate, se
 
 
 # --------------------------------------------------------------------------- summary

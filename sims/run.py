@@ -54,7 +54,11 @@ class SampleConfig:
     step_size : float — ignored by Gibbs
     seed : int
     dtype : {"float64", "float32"}
-    chunk : int — recorded draws per compiled block (also the checkpoint interval)
+    chunk : int — recorded draws per compiled block (also the checkpoint interval and the
+        unit of the batch means behind the jackknife errors of accuracy)
+
+    A run resumed from its checkpoint with a larger ``steps`` and otherwise the same settings
+    continues the chains (see :func:`sample`); this is how a run is extended until R-hat is met.
     """
 
     sampler: str = "gibbs"
@@ -107,6 +111,8 @@ class SampleResult:
     spec: ModelSpec
     acceptance_rate: float = float("nan")
     compile_time: float = float("nan")
+    test_accuracy_mcse: float = float("nan")
+    generalization_error_mcse: float = float("nan")
 
     @property
     def converged(self):
@@ -116,7 +122,9 @@ class SampleResult:
     def to_dict(self):
         return dict(U1_sampled=self.U1_sampled.tolist(), U1_mcse=self.U1_mcse.tolist(),
                     predictor_mean=self.predictor_mean.tolist(), predictor_variance=self.predictor_variance.tolist(),
-                    test_accuracy=self.test_accuracy, generalization_error=self.generalization_error,
+                    test_accuracy=self.test_accuracy, test_accuracy_mcse=self.test_accuracy_mcse,
+                    generalization_error=self.generalization_error,
+                    generalization_error_mcse=self.generalization_error_mcse,
                     train_energy=self.train_energy, rhat_max=self.rhat_max, ess_min=self.ess_min,
                     steps_per_second=self.steps_per_second, acceptance_rate=self.acceptance_rate,
                     converged=self.converged, config=dataclasses.asdict(self.config), spec=self.spec.to_dict())
@@ -137,11 +145,13 @@ def build_sampler(posterior, config: SampleConfig):
     return gibbs.build(posterior)
 
 
-def _traced(obs, D):
-    """Scalars traced per chain for the diagnostics: all U_1 entries (D ≤ 16) or its diagonal."""
+def _traced(obs, D, y_test):
+    """Scalars traced per chain for the diagnostics: all U_1 entries (D ≤ 16) or its diagonal,
+    the train energy, the draw's test MSE (its mean is the generalisation error) and a probe."""
     U = obs["U1"]
     u = U.reshape(-1) if D <= 16 else jnp.diag(U)
-    return jnp.concatenate([u, obs["train_energy"][None], jnp.mean(obs["f_test"][:8])[None]])
+    test_mse = jnp.mean((obs["f_test"] - y_test) ** 2)
+    return jnp.concatenate([u, obs["train_energy"][None], test_mse[None], jnp.mean(obs["f_test"][:8])[None]])
 
 
 def _trace_names(D):
@@ -149,10 +159,10 @@ def _trace_names(D):
         names = [f"U1[{i},{j}]" for i in range(D) for j in range(D)]
     else:
         names = [f"U1[{i},{i}]" for i in range(D)]
-    return names + ["train_energy", "f_test[:8].mean"]
+    return names + ["train_energy", "test_mse", "f_test[:8].mean"]
 
 
-def _make_advance(posterior, algo, xi_test, thin, D):
+def _make_advance(posterior, algo, xi_test, y_test, thin, D):
     vstep = jax.vmap(algo.step)
 
     def one_step(carry, _):
@@ -170,8 +180,10 @@ def _make_advance(posterior, algo, xi_test, thin, D):
         (states, keys), info = jax.lax.scan(one_step, (states, keys), None, length=thin)
         obs = jax.vmap(lambda p: observables.observe(posterior, p, xi_test))(states.position)
         mom = {k: jax.vmap(observables.moments_update)(mom[k], obs[k]) for k in mom}
-        tr = jax.vmap(lambda o: _traced(o, D))(obs)
-        acc = jnp.mean(getattr(info, "acceptance_rate", jnp.ones_like(info.is_finite, dtype=jnp.float64)))
+        tr = jax.vmap(lambda o: _traced(o, D, y_test))(obs)
+        # MH acceptance (MALA) or the scale moves' acceptance (Gibbs); 1 for samplers without either
+        rate = getattr(info, "acceptance_rate", getattr(info, "scale_acceptance", None))
+        acc = jnp.mean(jnp.ones_like(info.is_finite, dtype=jnp.float64) if rate is None else rate)
         return (states, keys, mom), (tr, jnp.all(info.is_finite), acc)
 
     def draws(states, keys, mom, n):
@@ -220,7 +232,8 @@ def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = Sampl
     xi_test = test_features(problem, posterior.dtype)
     algo = build_sampler(posterior, config)
     D = spec.n_paths
-    burn, draws = _make_advance(posterior, algo, xi_test, config.thin, D)
+    y_test = jnp.asarray(problem.y_test, posterior.dtype)
+    burn, draws = _make_advance(posterior, algo, xi_test, y_test, config.thin, D)
 
     key = jax.random.PRNGKey(config.seed)
     k_init, k_run = jax.random.split(key)
@@ -230,24 +243,40 @@ def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = Sampl
     obs0 = observables.observe(posterior, jax.tree_util.tree_map(lambda x: x[0], positions), xi_test)
     mom = {k: jax.vmap(lambda _: observables.moments_init(obs0[k]))(jnp.arange(config.chains)) for k in obs0}
     n_traced = len(_trace_names(D))
+    Q = xi_test.shape[0]
     traces = np.zeros((config.chains, config.draws, n_traced))  # filled block by block
+    fsums = np.zeros((0, config.chains, Q))  # per block of draws: sum of f_test (batch means)
+    fcounts = np.zeros((0,))
     done, burned, acc_sum, run_time = 0, False, 0.0, 0.0
     meta = dict(config=dataclasses.asdict(config), spec=spec.to_dict(), P=problem.n_train, D=D)
 
     if resume:
         if not os.path.exists(checkpoint):
             raise InputError(f"resume: no checkpoint at {checkpoint!r}")
-        like = dict(states=states, keys=keys, mom=mom, traces=traces)
+        m = ckpt.read_metadata(checkpoint)
+        old = dict(m.get("config", {}))
+        if ({k: v for k, v in old.items() if k != "steps"} != {k: v for k, v in meta["config"].items() if k != "steps"}
+                or m.get("spec") != meta["spec"]):
+            raise InputError("resume: the checkpoint was written with another configuration or model "
+                             "(only steps may differ, to extend a run)")
+        if m["done"] > config.draws:
+            raise InputError(f"resume: the checkpoint already holds {m['done']} draws; steps must be at least "
+                             f"{m['done'] * config.thin}, got {config.steps}")
+        like = dict(states=states, keys=keys, mom=mom,
+                    traces=np.zeros((config.chains, old["steps"] // config.thin, n_traced)),
+                    fsums=np.zeros((m["n_blocks"], config.chains, Q)), fcounts=np.zeros((m["n_blocks"],)))
         loaded, m = ckpt.load_checkpoint(checkpoint, like)
-        if m.get("config") != meta["config"] or m.get("spec") != meta["spec"]:
-            raise InputError("resume: the checkpoint was written with another configuration or model")
-        states, keys, mom, traces = loaded["states"], loaded["keys"], loaded["mom"], np.array(loaded["traces"])
+        states, keys, mom = loaded["states"], loaded["keys"], loaded["mom"]
+        fsums, fcounts = np.array(loaded["fsums"]), np.array(loaded["fcounts"])
         done, burned, acc_sum, run_time = m["done"], m["burned"], m["acc_sum"], m["run_time"]
+        traces[:, :done] = np.asarray(loaded["traces"])[:, :done]
 
     def save():
         if checkpoint:
-            ckpt.save_checkpoint(checkpoint, dict(states=states, keys=keys, mom=mom, traces=traces),
-                                 dict(meta, done=done, burned=burned, acc_sum=acc_sum, run_time=run_time))
+            ckpt.save_checkpoint(checkpoint, dict(states=states, keys=keys, mom=mom, traces=traces,
+                                                  fsums=fsums, fcounts=fcounts),
+                                 dict(meta, done=done, burned=burned, acc_sum=acc_sum, run_time=run_time,
+                                      n_blocks=len(fcounts)))
 
     # compile ahead of time (excluded from steps_per_second)
     t0 = time.perf_counter()
@@ -271,6 +300,7 @@ def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = Sampl
     while done < config.draws:
         n = min(config.chunk, config.draws - done)
         t0 = time.perf_counter()
+        f_before = np.asarray(mom["f_test"].mean) * np.asarray(mom["f_test"].count)[:, None]
         states, keys, mom, tr, finite, acc = draws_c[n](states, keys, mom)
         tr = np.asarray(tr)
         run_time += time.perf_counter() - t0
@@ -279,6 +309,9 @@ def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = Sampl
             raise SamplingError(f"non-finite values in chain(s) {bad.tolist()} after {done} draws: "
                                 "reduce step_size (or use sampler='gibbs')")
         traces[:, done:done + n] = tr
+        f_after = np.asarray(mom["f_test"].mean) * np.asarray(mom["f_test"].count)[:, None]
+        fsums = np.concatenate([fsums, (f_after - f_before)[None]])
+        fcounts = np.append(fcounts, n)
         acc_sum += float(acc) * n
         done += n
         save()
@@ -286,12 +319,12 @@ def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = Sampl
             bar.update(n)
     if bar is not None:
         bar.close()
-    result = _summarise(problem, spec, config, mom, traces, acc_sum / max(done, 1), run_time)
+    result = _summarise(problem, spec, config, mom, traces, acc_sum / max(done, 1), run_time, fsums, fcounts)
     result.compile_time = compile_time
     return result
 
 
-def _summarise(problem, spec, config, mom, traces, acceptance, run_time):
+def _summarise(problem, spec, config, mom, traces, acceptance, run_time, fsums, fcounts):
     D = spec.n_paths
     merged = {}
     for k, m in mom.items():
@@ -312,11 +345,15 @@ def _summarise(problem, spec, config, mom, traces, acceptance, run_time):
             if entry is not None:
                 mcse[i, j] = float(np.asarray(entry["mcse"]))
     gen, acc, _ = metrics(f_mean, f_var, problem.y_test)
+    y_test = np.asarray(problem.y_test)
+    _, acc_se = diagnostics.jackknife_mcse(fsums, fcounts, lambda f: np.mean(np.sign(f) == y_test))
+    gen_entry = diag.get("test_mse")
+    gen_se = float(np.asarray(gen_entry["mcse"])) if gen_entry is not None else float("nan")
     steps = config.chains * (config.burnin + config.steps)
     return SampleResult(
         U1_sampled=U1, U1_mcse=mcse, predictor_mean=f_mean, predictor_variance=f_var, test_accuracy=acc,
         generalization_error=gen, train_energy=float(np.asarray(merged["train_energy"][0])),
         rhat_max=float(diag.get("rhat_max", np.nan)), ess_min=float(diag.get("ess_min", np.nan)),
         steps_per_second=steps / run_time if run_time > 0 else math.inf, diagnostics=diag, config=config,
-        spec=spec, acceptance_rate=acceptance,
+        spec=spec, acceptance_rate=acceptance, test_accuracy_mcse=acc_se, generalization_error_mcse=gen_se,
     )

@@ -209,7 +209,7 @@ def test_single_block_chain_mean_is_conditional_mean(tiny, tiny_moments):
     """Gibbs with one block free: the chain's mean is the exact conditional mean, others fixed."""
     post, params = tiny
     block, n = "a", 4000
-    alg = gibbs.build(post, blocks=(block,))
+    alg = gibbs.build(post, blocks=(block,), scale_moves=False)
 
     def body(s, k):
         s, info = alg.step(k, s)
@@ -277,3 +277,45 @@ def test_full_gibbs_matches_exact_scalar_posterior():
         est, se = chain_means.mean(), chain_means.std(ddof=1) / math.sqrt(C)
         assert abs(est - exact) < 5 * se + 1e-4, (est, exact, se)
         assert abs(hot - exact) > 20 * se  # the check can tell T from 1.5 T
+
+
+# ----------------------------------------------------------------------------- scale moves
+
+
+@pytest.mark.parametrize("lower,upper", [("V0", "V1"), ("V2", "a")])
+def test_scale_move_samples_the_exact_orbit_conditional(tiny, lower, upper):
+    """Chained scale moves: f is unchanged and the cumulative log-scale u = log(|θ_lower|²/|θ_lower,0|²)
+    follows p(u) ∝ exp(λu − A₀eᵘ − B₀e⁻ᵘ) (quadrature), λ = (n_lower − n_upper)/2."""
+    post, params = tiny
+    n = 6000
+    lo0, hi0 = gibbs.get_block(params, lower), gibbs.get_block(params, upper)
+    s_lo = gibbs.block_std(post.spec, post.n0, lower)
+    s_hi = gibbs.block_std(post.spec, post.n0, upper)
+    A0, B0 = float(jnp.sum(lo0**2)) / (2 * s_lo**2), float(jnp.sum(hi0**2)) / (2 * s_hi**2)
+    lam = 0.5 * (lo0.size - hi0.size)
+
+    def body(p, k):
+        p, alpha = gibbs.scale_move(post, jax.random.normal(k, (2,)), p, lower, upper)
+        return p, (jnp.log(jnp.sum(gibbs.get_block(p, lower) ** 2)), alpha)
+
+    last, (logs, alphas) = jax.jit(lambda p: jax.lax.scan(body, p, jax.random.split(jax.random.key(11), n)))(params)
+    u = np.asarray(logs) - math.log(float(jnp.sum(lo0**2)))
+    np.testing.assert_allclose(post.output(last), post.output(params), rtol=1e-10, atol=1e-12)
+    grid = np.linspace(-15, 15, 200001)
+    logp = lam * grid - A0 * np.exp(grid) - B0 * np.exp(-grid)
+    w = np.exp(logp - logp.max())
+    w /= w.sum()
+    mean = float(np.sum(w * grid))
+    sd = float(np.sqrt(np.sum(w * (grid - mean) ** 2)))
+    assert 0.3 < float(np.mean(alphas)) <= 1.0
+    assert np.std(u) > 0.5 * sd  # it moves
+    # independence MH with high acceptance: nearly independent draws; allow for autocorrelation
+    se = sd * math.sqrt(4.0 / n)
+    assert abs(np.mean(u) - mean) < 5 * se, (np.mean(u), mean, se)
+    assert abs(np.std(u) / sd - 1) < 0.1
+
+
+def test_scale_moves_need_the_full_block_order(tiny):
+    post, _ = tiny
+    with pytest.raises(InputError, match="scale_moves"):
+        gibbs.build(post, blocks=("V0", "a"))

@@ -50,6 +50,25 @@ def test_resume_gives_the_same_numbers_as_an_uninterrupted_run(tiny, tmp_path):
     assert resumed.rhat_max == pytest.approx(full.rhat_max, rel=1e-12)
 
 
+def test_extending_a_run_equals_running_longer_from_the_start(tiny, tmp_path):
+    """Resume with a larger ``steps``: the chains continue and the result equals one long run."""
+    prob, spec = tiny
+    ck = str(tmp_path / "ext.npz")
+    short = SampleConfig(sampler="gibbs", chains=2, steps=40, burnin=5, seed=2, chunk=20)
+    long = SampleConfig(sampler="gibbs", chains=2, steps=100, burnin=5, seed=2, chunk=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sample(prob, spec, short, checkpoint=ck, progress=False)
+        extended = sample(prob, spec, long, checkpoint=ck, resume=True, progress=False)
+        full = sample(prob, spec, long, progress=False)
+    np.testing.assert_allclose(extended.U1_sampled, full.U1_sampled, rtol=1e-12)
+    np.testing.assert_allclose(extended.predictor_mean, full.predictor_mean, rtol=1e-12)
+    assert extended.test_accuracy_mcse == pytest.approx(full.test_accuracy_mcse, rel=1e-12, nan_ok=True)
+    assert extended.generalization_error_mcse == pytest.approx(full.generalization_error_mcse, rel=1e-12)
+    with pytest.raises(smt.InputError, match="already holds"):
+        sample(prob, spec, short, checkpoint=ck, resume=True, progress=False)
+
+
 def test_resume_refuses_another_configuration(tiny, tmp_path):
     prob, spec = tiny
     ck = str(tmp_path / "c.npz")
@@ -97,6 +116,10 @@ def test_gibbs_summary_is_consistent_and_flags_convergence(tiny):
     assert res.rhat_max < 1.05 and res.ess_min > 100
     assert res.converged == (res.rhat_max <= 1.01)
     assert 0 <= res.test_accuracy <= 1 and res.steps_per_second > 0
+    # generalisation error = mean of the traced per-draw test MSE; its MCSE comes from that trace
+    assert res.diagnostics["test_mse"]["mcse"] == pytest.approx(res.generalization_error_mcse)
+    assert 0 < res.generalization_error_mcse < 0.1 * res.generalization_error
+    assert np.isfinite(res.test_accuracy_mcse) and 0 <= res.test_accuracy_mcse < 0.2
 
 
 def test_cli_sample_writes_the_documented_keys(tmp_path, capsys):

@@ -333,3 +333,23 @@ def test_checkpoint_structure_mismatch(tmp_path):
     with np.load(p) as z:
         hdr = json.loads(str(z["__header__"][()]))
     assert hdr["format"] == ckpt.FORMAT and len(hdr["leaves"]) == len(jax.tree_util.tree_leaves(state))
+
+
+def test_jackknife_mcse_matches_the_standard_error_of_a_mean():
+    """For a linear functional of i.i.d. draws the batch jackknife equals sd/√n (within its own noise)."""
+    from sims.diagnostics import jackknife_mcse
+
+    rng = np.random.default_rng(0)
+    chains, n_blocks, per = 4, 50, 20
+    x = rng.normal(size=(n_blocks, chains, per, 3)) * np.array([1.0, 2.0, 0.5])
+    sums = x.sum(axis=2)
+    counts = np.full(n_blocks, per)
+    est, se = jackknife_mcse(sums, counts, lambda m: m[1], groups_per_chain=25)
+    n = chains * n_blocks * per
+    assert est == pytest.approx(x[..., 1].mean())
+    assert se == pytest.approx(2.0 / np.sqrt(n), rel=0.25)
+    # a nonlinear functional goes through; bad shapes are named
+    _, se_sq = jackknife_mcse(sums, counts, lambda m: m[0] ** 2)
+    assert np.isfinite(se_sq) and se_sq > 0
+    with pytest.raises(smt.InputError, match="batch_sums"):
+        jackknife_mcse(sums[:, 0, 0], counts, lambda m: m)
