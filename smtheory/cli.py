@@ -8,6 +8,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 
@@ -43,6 +44,16 @@ def _data_options(s, default_widths=(10, 30, 50, 100, 300, 500, 1000), seed_flag
     s.add_argument("--readout", default="last", help="token readout: last, first or mean (default last)")
 
 
+# Subcommands that live beside the code they drive. Each module has ``register(subparsers)``, which adds its
+# parser(s) and sets ``func`` (called with the parsed arguments; returns the exit status). Modules keep their
+# heavy imports inside the command functions so that ``smtheory --help`` stays fast.
+_COMMAND_MODULES = (
+    "validation.cli_markov",
+    "validation.cli_pruning",
+    "solvers.symbolic.cli",
+)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="smtheory", description="Statistical-mechanics theory of a tractable transformer.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +79,10 @@ def build_parser():
     m.add_argument("--checkpoint", metavar="PATH", help="checkpoint file (written atomically as sampling goes)")
     m.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     m.add_argument("--json", metavar="PATH", help="write per-width results to this JSON file")
+    s.set_defaults(func=cmd_solve)
+    m.set_defaults(func=cmd_sample)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -216,17 +231,13 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "solve":
-            return cmd_solve(args)
-        if args.command == "sample":
-            return cmd_sample(args)
+        return args.func(args)
     except InputError as exc:
         print(f"smtheory: error: {exc}", file=sys.stderr)
         return 2
     except MemoryError:
         print("smtheory: error: out of memory; reduce P, the number of paths D or the input width N0", file=sys.stderr)
         return 2
-    return 1
 
 
 if __name__ == "__main__":

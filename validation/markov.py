@@ -1,0 +1,543 @@
+"""Theory versus sampling on the hidden-Markov task (THEORY.md §5, validated as in §4).
+
+The experiment of the paper's first figure, as one seeded, resumable driver:
+
+1. **theory** — the saddle point of THEORY §3 at every width of the grid, warm-started along the
+   grid (:func:`solvers.numeric.continuation`), each point certified (residuals, Hessian); predictor
+   statistics on the test set (THEORY §3 "Metrics");
+2. **GP baselines** — the infinite-width kernel of the whole network and of the sub-networks named in
+   THEORY §5 (path g alone, g + d);
+3. **kernels** — the path-pair kernels, the GP and the renormalised kernels on a class-sorted subset
+   of the training set, and the kernel–task alignment of the top principal components (THEORY §3);
+4. **sampling** — the weight posterior at the chosen widths with the exact Gibbs sampler
+   (:mod:`sims.gibbs`, scale moves included), 4 chains by default; a run whose R-hat exceeds the
+   target is *extended* (the same chains continue, :func:`sims.run.sample` resumed with more steps)
+   up to ``max_extensions`` times, and the result says honestly whether the target was met;
+5. **comparison** — per sampled width, ``|theory − sampled|`` in units of the Monte-Carlo standard
+   error for the accuracy, the generalisation error and every entry of U_1.
+
+Every stage writes its own JSON file atomically (with the configuration, seeds, versions and commit)
+into the output folder; a rerun with the same configuration skips the stages already written, and an
+interrupted sampling run continues from its checkpoint.  :func:`run_markov` returns the assembled
+results dict (also written as ``results.json``); :mod:`validation.markov_figures` and
+:mod:`validation.markov_report` turn it into figures and a Markdown report.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from smtheory._validate import InputError, positive_int
+
+__all__ = ["MarkovConfig", "DEMO", "FULL", "run_markov", "run_experiments", "sample_stage", "compare_width"]
+
+
+@dataclass(frozen=True)
+class MarkovConfig:
+    """Settings of the Markov theory-versus-sampling experiment (THEORY §5 protocol by default).
+
+    Parameters
+    ----------
+    paths : {4, 2}
+        The 4-path network or the noisier 2-path network of THEORY §5.
+    n_train, n_test : int
+        P training and test sequences (balanced; even).
+    data_seed, head_seed : int
+        Seeds of the data (train uses ``data_seed``, test ``data_seed + 1``) and of the random heads.
+    temperature : float
+        T (0.01 in the paper).
+    widths : tuple of int
+        Theory grid of equal widths N.
+    sampling : tuple of (N, burnin, steps)
+        Widths to sample and the initial Gibbs sweeps for each (burn-in, then recorded sweeps).
+    chains : int
+        Independent chains per width (≥ 4 for R-hat).
+    sample_seed : int
+        Seed of the sampler.
+    rhat_target : float
+        R-hat required of every traced observable (U_1 entries, train energy, test MSE).
+    max_extensions : int
+        How many times a run that misses the target is extended (steps doubled each time).
+    chunk : int
+        Draws per compiled block / checkpoint (also the batch unit of the accuracy's jackknife error).
+    kernel_examples : int
+        Class-sorted training examples shown in the kernel figures.
+    alignment_top : int
+        Principal components in the kernel–task alignment.
+    """
+
+    paths: int = 4
+    n_train: int = 100
+    n_test: int = 1000
+    data_seed: int = 0
+    head_seed: int = 0
+    temperature: float = 0.01
+    widths: tuple = (10, 30, 50, 100, 300, 500, 1000)
+    sampling: tuple = ((10, 1000, 6000), (30, 400, 2000), (100, 200, 800))
+    chains: int = 4
+    sample_seed: int = 0
+    rhat_target: float = 1.01
+    max_extensions: int = 2
+    chunk: int = 100
+    kernel_examples: int = 40
+    alignment_top: int = 30
+
+    def __post_init__(self):
+        if self.paths not in (2, 4):
+            raise InputError(f"paths must be 4 or 2 (the networks of THEORY §5), got {self.paths!r}")
+        for name in ("n_train", "n_test"):
+            v = positive_int(name, getattr(self, name))
+            if v % 2:
+                raise InputError(f"{name} must be even (balanced classes), got {v}")
+        positive_int("chains", self.chains)
+        positive_int("chunk", self.chunk)
+        positive_int("kernel_examples", self.kernel_examples)
+        positive_int("alignment_top", self.alignment_top)
+        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
+                and self.temperature > 0):
+            raise InputError(f"temperature must be a positive finite number, got {self.temperature!r}")
+        if not self.widths:
+            raise InputError("widths must name at least one width")
+        object.__setattr__(self, "widths", tuple(sorted({positive_int("widths", w) for w in self.widths})))
+        plan = []
+        for item in self.sampling:
+            if len(item) != 3:
+                raise InputError(f"sampling entries must be (N, burnin, steps), got {item!r}")
+            n, b, s = item
+            positive_int("sampling width N", n)
+            positive_int("sampling steps", s)
+            if not isinstance(b, (int, np.integer)) or b < 0:
+                raise InputError(f"sampling burn-in must be a non-negative integer, got {b!r}")
+            plan.append((int(n), int(b), int(s)))
+        if len({p[0] for p in plan}) != len(plan):
+            raise InputError("sampling names a width twice")
+        object.__setattr__(self, "sampling", tuple(sorted(plan)))
+        if not (self.rhat_target > 1.0):
+            raise InputError(f"rhat_target must be > 1, got {self.rhat_target!r}")
+        if not isinstance(self.max_extensions, (int, np.integer)) or self.max_extensions < 0:
+            raise InputError(f"max_extensions must be a non-negative integer, got {self.max_extensions!r}")
+        if self.kernel_examples > self.n_train:
+            raise InputError(f"kernel_examples ({self.kernel_examples}) must be at most n_train ({self.n_train})")
+
+    @property
+    def sample_widths(self):
+        return tuple(p[0] for p in self.sampling)
+
+    def plan(self, width):
+        """``(burnin, steps)`` of a sampled width."""
+        for n, b, st in self.sampling:
+            if n == width:
+                return b, st
+        raise InputError(f"width {width} is not among the sampled widths {list(self.sample_widths)}")
+
+    @property
+    def theory_widths(self):
+        """The theory grid, with every sampled width included."""
+        return tuple(sorted(set(self.widths) | set(self.sample_widths)))
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["widths"] = list(d["widths"])
+        d["sampling"] = [list(p) for p in d["sampling"]]
+        return d
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+#: ``smtheory demo``: the paper's protocol for the theory (P = 100, 1000 test sequences, all widths) and
+#: sampling at N = 10, 30, 100 for the 4-path network and N = 10, 100 for the 2-path one, sized to
+#: finish within 10 minutes on 2 CPU cores (see docs/validation.md for the measured time).
+DEMO = {
+    4: MarkovConfig(paths=4),
+    2: MarkovConfig(paths=2, sampling=((10, 1000, 4000), (100, 200, 800))),
+}
+
+#: ``smtheory compare markov --full``: paper scale, every width of the grid up to 300 sampled, longer runs.
+FULL = {
+    4: MarkovConfig(paths=4, sampling=((10, 2000, 16000), (30, 1000, 6000), (50, 1000, 4000),
+                                       (100, 500, 3000), (300, 500, 2000)), max_extensions=3),
+    2: MarkovConfig(paths=2, sampling=((10, 2000, 12000), (30, 1000, 6000), (50, 1000, 4000),
+                                       (100, 500, 3000), (300, 500, 2000)), max_extensions=3),
+}
+
+
+# ----------------------------------------------------------------------------- provenance / files
+
+
+def _provenance(config):
+    from smtheory.io import git_commit, versions
+
+    return dict(config=config.to_dict(), versions=versions(), commit=git_commit(),
+                seeds=dict(data_seed=config.data_seed, head_seed=config.head_seed, sample_seed=config.sample_seed))
+
+
+def _stage_key(config, stage, width=None):
+    """The part of the configuration a stage depends on (a stage file is reused only if it matches)."""
+    d = config.to_dict()
+    common = {k: d[k] for k in ("paths", "n_train", "n_test", "data_seed", "head_seed", "temperature")}
+    if stage == "theory":
+        return dict(common, widths=list(config.theory_widths))
+    if stage == "kernels":
+        return dict(common, widths=list(config.theory_widths), kernel_examples=config.kernel_examples,
+                    alignment_top=config.alignment_top)
+    if stage == "sample":
+        burnin, steps = config.plan(width)
+        return dict(common, width=width, burnin=burnin, steps=steps, chains=config.chains,
+                    sample_seed=config.sample_seed, rhat_target=config.rhat_target,
+                    max_extensions=config.max_extensions, chunk=config.chunk)
+    raise ValueError(stage)
+
+
+def _load_stage(path, key):
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            payload = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return payload if payload.get("stage_key") == key else None
+
+
+def _write_stage(path, key, config, payload):
+    from smtheory.io import write_json_atomic
+
+    payload = dict(payload, stage_key=key, **_provenance(config))
+    write_json_atomic(path, payload)
+    return payload
+
+
+def _log(progress, message):
+    if progress:
+        print(message, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def _problem(config):
+    from smtheory.tasks import markov
+
+    return markov.markov_problem(config.paths, config.n_train, config.n_test, seed=config.data_seed,
+                                 head_seed=config.head_seed)
+
+
+def _spec(config, problem, width):
+    from smtheory.model import ModelSpec
+
+    return ModelSpec(heads=problem.heads, widths=width, temperature=config.temperature, readout="last")
+
+
+def _theory_stage(config, problem, progress):
+    from solvers.numeric import continuation
+    from smtheory.predictor import predictor_statistics
+
+    spec = _spec(config, problem, config.theory_widths[0])
+    t0 = time.perf_counter()
+
+    def report(i, n, res):
+        flag = "converged" if res.converged else "NOT CONVERGED"
+        _log(progress, f"  theory N={max(res.spec.widths):>5}: {flag}, max residual {res.max_residual:.1e}, "
+                       f"min Hessian eigenvalue {res.hessian_min_eig:.2e}")
+
+    results = continuation(problem, spec, widths=list(config.theory_widths), progress=report)
+    rows = []
+    for w, res in zip(config.theory_widths, results):
+        stats = predictor_statistics(problem, res.spec, res.U1)
+        rows.append(dict(width=w, converged=bool(res.converged), message=res.message, U1=res.U1.tolist(),
+                         U_a=float(res.U_a), action=float(res.action), grad_norm=float(res.grad_norm),
+                         hessian_min_eig=float(res.hessian_min_eig), max_residual=float(res.max_residual),
+                         iterations=int(res.iterations), accuracy=stats.accuracy,
+                         generalization_error=stats.generalization_error,
+                         gaussian_accuracy=stats.gaussian_accuracy,
+                         predictor_mean=np.asarray(stats.mean).tolist(),
+                         predictor_variance=np.asarray(stats.variance).tolist()))
+    gp = {}
+    from smtheory.paths import subnetwork_paths
+    from smtheory.tasks import markov
+
+    subnets = {"all": None}
+    subnets.update({k: subnetwork_paths(problem.heads, v) for k, v in markov.SUBNETWORKS[config.paths].items()
+                    if k != "all"})
+    for name, paths in subnets.items():
+        stats = predictor_statistics(problem, spec, gp=True, subnetwork=paths)
+        gp[name] = dict(paths=None if paths is None else [int(p) for p in paths], accuracy=stats.accuracy,
+                        generalization_error=stats.generalization_error, gaussian_accuracy=stats.gaussian_accuracy)
+        _log(progress, f"  GP({name}): accuracy {stats.accuracy:.3f}, generalisation error "
+                       f"{stats.generalization_error:.4f}")
+    return dict(theory=rows, gp=gp, time=time.perf_counter() - t0)
+
+
+def _class_sorted_subset(y, n):
+    """``n`` training indices, half per class, class +1 first (for the kernel figures)."""
+    y = np.asarray(y)
+    pos, neg = np.where(y > 0)[0], np.where(y < 0)[0]
+    k = n // 2
+    return np.concatenate([pos[:n - k], neg[:k]])
+
+
+def _kernel_stage(config, problem, theory_rows):
+    from smtheory.kernels import path_pair_kernels, renormalized_kernel
+    from smtheory.predictor import kernel_task_alignment
+
+    spec = _spec(config, problem, config.theory_widths[0])
+    xi = np.asarray(problem.scaled_train(spec))
+    idx = _class_sorted_subset(problem.y_train, config.kernel_examples)
+    sub = xi[idx]
+    C = np.asarray(path_pair_kernels(sub))  # [D, D, n, n]
+    U_gp = spec.gp_u1_scale() * np.eye(problem.n_paths)
+    small = theory_rows[0]  # smallest width
+    U_small = np.asarray(small["U1"])
+    K_gp = np.asarray(renormalized_kernel(sub, U_gp))
+    K_ren = np.asarray(renormalized_kernel(sub, U_small))
+    top = min(config.alignment_top, problem.n_train)
+    al_gp, ev_gp = kernel_task_alignment(xi, np.asarray(problem.y_train), U_gp, top=top)
+    al_ren, ev_ren = kernel_task_alignment(xi, np.asarray(problem.y_train), U_small, top=top)
+    return dict(indices=idx.tolist(), labels=np.asarray(problem.y_train)[idx].tolist(),
+                path_pair=C.tolist(), gp=K_gp.tolist(), renormalized=K_ren.tolist(), renormalized_width=small["width"],
+                alignment=dict(gp=np.asarray(al_gp).tolist(), renormalized=np.asarray(al_ren).tolist(),
+                               eigenvalues_gp=np.asarray(ev_gp).tolist(),
+                               eigenvalues_renormalized=np.asarray(ev_ren).tolist(),
+                               width=small["width"]))
+
+
+def _sample_width(config, problem, width, burnin, steps, ckpt_dir, progress):
+    from sims.checkpoint import read_metadata
+    from sims.run import SampleConfig, sample
+
+    spec = _spec(config, problem, width)
+    ck = os.path.join(ckpt_dir, f"markov{config.paths}_N{width}.npz")
+    resume = os.path.exists(ck)
+    if resume:
+        try:
+            old = read_metadata(ck)["config"]
+        except (InputError, KeyError):
+            os.unlink(ck)
+            resume = False
+        else:
+            base = dict(old, steps=None)
+            expect = dataclasses.asdict(SampleConfig(sampler="gibbs", chains=config.chains, steps=steps,
+                                                     burnin=burnin, seed=config.sample_seed, chunk=config.chunk))
+            if base != dict(expect, steps=None):
+                os.unlink(ck)  # another configuration: start afresh
+                resume = False
+            else:
+                steps = max(steps, int(old["steps"]))
+    history = []
+    t0 = time.perf_counter()
+    for attempt in range(config.max_extensions + 1):
+        cfg = SampleConfig(sampler="gibbs", chains=config.chains, steps=steps, burnin=burnin,
+                           seed=config.sample_seed, chunk=config.chunk)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence is judged below and reported
+            res = sample(problem, spec, cfg, checkpoint=ck, resume=resume, progress=progress)
+        resume = True
+        history.append(dict(steps=steps, rhat_max=res.rhat_max, ess_min=res.ess_min))
+        _log(progress, f"  sample N={width:>4}: {config.chains} chains x {steps} sweeps, R-hat max "
+                       f"{res.rhat_max:.4f}, ESS min {res.ess_min:.0f}")
+        if res.rhat_max <= config.rhat_target or attempt == config.max_extensions:
+            break
+        steps *= 2
+        _log(progress, f"  sample N={width:>4}: R-hat above {config.rhat_target}; extending to {steps} sweeps")
+    out = res.to_dict()
+    out.pop("spec", None)
+    out["sample_config"] = out.pop("config")  # "config" is the experiment's (provenance)
+    out["converged"] = bool(res.rhat_max <= config.rhat_target)
+    out["diagnostics"] = {k: (dict((kk, float(np.asarray(vv))) for kk, vv in v.items()) if isinstance(v, dict) else v)
+                          for k, v in res.diagnostics.items()
+                          if isinstance(v, dict) or k in ("rhat_max", "ess_min", "not_converged")}
+    out["diagnostics"] = json.loads(json.dumps(out["diagnostics"], default=float))
+    out.update(width=width, history=history, compile_time=res.compile_time, wall_time=time.perf_counter() - t0)
+    return out
+
+
+def compare_width(theory_row, sampled):
+    """``|theory − sampled|`` and the same in units of the Monte-Carlo error, at one width.
+
+    Parameters
+    ----------
+    theory_row : dict
+        A row of the theory stage (``U1``, ``accuracy``, ``generalization_error``).
+    sampled : dict
+        A sampling result (:meth:`sims.run.SampleResult.to_dict` fields).
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``generalization_error``: ``{"theory", "sampled", "mcse", "abs_diff", "z"}``;
+        ``U1``: the same with [D, D] lists; ``max_abs_z_U1``.  ``z = |Δ| / MCSE``.
+    """
+    out = {}
+    for key, mc in (("accuracy", "test_accuracy_mcse"), ("generalization_error", "generalization_error_mcse")):
+        th = float(theory_row[key])
+        sa = float(sampled["test_accuracy" if key == "accuracy" else key])
+        se = float(sampled[mc])
+        d = abs(th - sa)
+        out[key] = dict(theory=th, sampled=sa, mcse=se, abs_diff=d, z=d / se if se > 0 else float("inf"))
+    Ut, Us, Se = (np.asarray(theory_row["U1"]), np.asarray(sampled["U1_sampled"]), np.asarray(sampled["U1_mcse"]))
+    d = np.abs(Ut - Us)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(Se > 0, d / Se, np.inf)
+    out["U1"] = dict(theory=Ut.tolist(), sampled=Us.tolist(), mcse=Se.tolist(), abs_diff=d.tolist(), z=z.tolist())
+    out["max_abs_z_U1"] = float(np.max(z))
+    return out
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def _check_out(out_dir):
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError(f"out_dir {out_dir!r} exists and is not a folder")
+    os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
+
+
+def _prepare(config, out_dir, progress):
+    """Data, theory and kernel stages (computed or reused); returns (problem, theory, kernels)."""
+    tag = f"markov{config.paths}"
+    _log(progress, f"[{tag}] data: P={config.n_train}, {config.n_test} test sequences, seeds "
+                   f"data={config.data_seed} heads={config.head_seed}")
+    problem = _problem(config)
+    path = os.path.join(out_dir, f"{tag}_theory.json")
+    key = _stage_key(config, "theory")
+    theory = _load_stage(path, key)
+    if theory is None:
+        _log(progress, f"[{tag}] theory over N = {list(config.theory_widths)} (continuation, certified)")
+        theory = _write_stage(path, key, config, _theory_stage(config, problem, progress))
+    else:
+        _log(progress, f"[{tag}] theory: reusing {path}")
+    path = os.path.join(out_dir, f"{tag}_kernels.json")
+    key = _stage_key(config, "kernels")
+    kernels = _load_stage(path, key)
+    if kernels is None:
+        kernels = _write_stage(path, key, config, _kernel_stage(config, problem, theory["theory"]))
+    return problem, theory, kernels
+
+
+def _sample_path(config, out_dir, width):
+    return os.path.join(out_dir, f"markov{config.paths}_sample_N{width}.json")
+
+
+def sample_stage(config, out_dir, width, progress=True, problem=None):
+    """The sampling stage of one width: computed (resuming its checkpoint) or reused; returns its dict."""
+    path = _sample_path(config, out_dir, width)
+    key = _stage_key(config, "sample", width)
+    s = _load_stage(path, key)
+    tag = f"markov{config.paths}"
+    if s is not None:
+        _log(progress, f"[{tag}] sample N={width}: reusing {path}")
+        return s
+    burnin, steps = config.plan(width)
+    _log(progress, f"[{tag}] Gibbs sampling at N={width}: {config.chains} chains, burn-in {burnin}, "
+                   f"{steps} sweeps (extended up to {config.max_extensions}x if R-hat > {config.rhat_target})")
+    problem = _problem(config) if problem is None else problem
+    return _write_stage(path, key, config, _sample_width(config, problem, width, burnin, steps,
+                                                         os.path.join(out_dir, "checkpoints"), progress))
+
+
+def _cost(config, width):
+    """Rough relative cost of a sampling stage (sweeps × per-sweep cost), to schedule the longest first."""
+    b, s = config.plan(width)
+    return config.chains * (b + s) * (1.0 + (width / 10.0) ** 1.3) * config.n_train
+
+
+def _assemble(config, out_dir, problem, theory, kernels, samples, t_start):
+    rows = {r["width"]: r for r in theory["theory"]}
+    comparison = {str(w): compare_width(rows[w], samples[str(w)]) for w in config.sample_widths}
+    tag = f"markov{config.paths}"
+    results = dict(_provenance(config), name=tag, path_names=list(problem.path_names), heads=list(problem.heads),
+                   theory=theory["theory"], gp=theory["gp"], theory_time=theory["time"], kernels=kernels,
+                   samples=samples, comparison=comparison, y_test=np.asarray(problem.y_test).tolist(),
+                   wall_time=time.perf_counter() - t_start)
+    from smtheory.io import write_json_atomic
+
+    write_json_atomic(os.path.join(out_dir, f"{tag}_results.json"), results)
+    return results
+
+
+def _worker(config, out_dir, width, progress):  # runs in a spawned process
+    sample_stage(config, out_dir, width, progress=progress)
+    return width
+
+
+def run_experiments(configs, out_dir="smtheory-markov", *, workers=1, progress=True):
+    """Run (or resume) several Markov experiments, sharing a pool of worker processes for sampling.
+
+    The theory and kernel stages run first, in this process; then every (network, width) sampling
+    stage — the expensive part — is scheduled longest first on ``workers`` processes (each stage is
+    an independent, checkpointed job that writes its own file); finally the results are assembled.
+
+    Parameters
+    ----------
+    configs : sequence of MarkovConfig
+        Different networks (``paths``) each, so that their files do not collide.
+    out_dir : str
+    workers : int
+        Processes for the sampling stages (1: everything in this process; 2 uses both cores of a
+        2-core machine — each chain's linear algebra is small and runs on one core).
+    progress : bool
+
+    Returns
+    -------
+    list of dict
+        One results dict per configuration (see :func:`run_markov`).
+    """
+    configs = list(configs)
+    if not configs or not all(isinstance(c, MarkovConfig) for c in configs):
+        raise InputError("configs must be a non-empty sequence of validation.markov.MarkovConfig")
+    if len({c.paths for c in configs}) != len(configs):
+        raise InputError("configs must name different networks (paths); run others into another out_dir")
+    positive_int("workers", workers)
+    _check_out(out_dir)
+    t_start = time.perf_counter()
+    prepared = [_prepare(c, out_dir, progress) for c in configs]
+    jobs = sorted(((c, w) for c in configs for w in c.sample_widths), key=lambda cw: -_cost(*cw))
+    pending = [(c, w) for c, w in jobs if _load_stage(_sample_path(c, out_dir, w), _stage_key(c, "sample", w)) is None]
+    if workers > 1 and len(pending) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
+        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
+            for fut in [pool.submit(_worker, c, out_dir, w, progress) for c, w in pending]:
+                fut.result()
+    out = []
+    for config, (problem, theory, kernels) in zip(configs, prepared):
+        samples = {str(w): sample_stage(config, out_dir, w, progress=False, problem=problem)
+                   for w in config.sample_widths}
+        out.append(_assemble(config, out_dir, problem, theory, kernels, samples, t_start))
+    return out
+
+
+def run_markov(config: MarkovConfig = DEMO[4], out_dir="smtheory-markov", *, workers=1, progress=True):
+    """Run (or resume) the Markov theory-versus-sampling experiment.
+
+    Parameters
+    ----------
+    config : MarkovConfig
+    out_dir : str
+        Folder for the stage files, checkpoints and ``results.json`` (created if missing).  Stages
+        already written there with the same configuration are reused.
+    workers : int
+        Processes for the sampling stages (see :func:`run_experiments`).
+    progress : bool
+        Print one line per stage / width to standard error (and progress bars on a terminal).
+
+    Returns
+    -------
+    dict
+        ``config``, ``theory`` (rows per width), ``gp``, ``kernels``, ``samples`` (per sampled
+        width), ``comparison`` (per sampled width, see :func:`compare_width`), provenance, timings.
+    """
+    if not isinstance(config, MarkovConfig):
+        raise InputError("config must be a validation.markov.MarkovConfig")
+    return run_experiments([config], out_dir, workers=workers, progress=progress)[0]
