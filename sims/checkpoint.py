@@ -185,8 +185,8 @@ def _like_kind(leaf):
     return None
 
 
-def read_metadata(path):
-    """The metadata dict of a checkpoint, without reading its arrays (e.g. to size the ``like`` pytree)."""
+def _read(path, leaves):
+    """``(header, stored leaves or None)`` of a checkpoint file, with clear errors."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"path {path!r} is not a checkpoint file (it does not exist)")
@@ -194,11 +194,18 @@ def read_metadata(path):
         with np.load(path, allow_pickle=False) as z:
             if _HEADER not in z.files:
                 raise InputError(f"{path!r} is not a sims checkpoint (no {_HEADER} entry)")
-            return json.loads(str(z[_HEADER][()]))["metadata"]
+            header = json.loads(str(z[_HEADER][()]))
+            stored = [z[f"leaf_{i:05d}"] for i in range(header["n_leaves"])] if leaves else None
     except InputError:
         raise
     except Exception as e:
         raise InputError(f"cannot read checkpoint {path!r}: {type(e).__name__}: {e}") from None
+    return header, stored
+
+
+def read_metadata(path):
+    """The metadata dict of a checkpoint, without reading its arrays (e.g. to size the ``like`` pytree)."""
+    return _read(path, leaves=False)[0]["metadata"]
 
 
 def load_checkpoint(path, like_pytree):
@@ -221,18 +228,7 @@ def load_checkpoint(path, like_pytree):
         The metadata saved (with ``"versions"``).
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError(f"path {path!r} is not a checkpoint file (it does not exist)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if _HEADER not in z.files:
-                raise InputError(f"{path!r} is not a sims checkpoint (no {_HEADER} entry)")
-            header = json.loads(str(z[_HEADER][()]))
-            stored = [z[f"leaf_{i:05d}"] for i in range(header["n_leaves"])]
-    except InputError:
-        raise
-    except Exception as e:
-        raise InputError(f"cannot read checkpoint {path!r}: {type(e).__name__}: {e}") from None
+    header, stored = _read(path, leaves=True)
     if header.get("format") != FORMAT:
         raise InputError(f"{path!r} has format {header.get('format')!r}, expected {FORMAT!r}")
 

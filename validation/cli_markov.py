@@ -75,6 +75,8 @@ def _override(config, args):
     for opt, field in (("widths", "widths"), ("n_train", "n_train"), ("n_test", "n_test")):
         if getattr(args, opt, None) is not None:
             changes[field] = tuple(getattr(args, opt)) if opt == "widths" else getattr(args, opt)
+    if "n_train" in changes and isinstance(changes["n_train"], int) and changes["n_train"] > 0:
+        changes["kernel_examples"] = min(config.kernel_examples, changes["n_train"])
     if getattr(args, "chains", None) is not None:
         changes["chains"] = args.chains
     if getattr(args, "seed", None) is not None:
