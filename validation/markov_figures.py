@@ -192,6 +192,7 @@ def predictor_scatter(results, out_dir):
         ax.legend(fontsize=7, loc="upper left")
     if not widths:
         axes[0, 0].axis("off")
+    fig.subplots_adjust(wspace=0.4)
     fig.suptitle(f"{results['name']}: mean predictor on the test set", fontsize=10)
     return _save(fig, out_dir, f"{results['name']}_predictor")
 
