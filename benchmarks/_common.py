@@ -8,6 +8,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -195,3 +196,31 @@ def fmt(v, spec=".3g"):
         return format(float(v), spec)
     except (TypeError, ValueError):
         return str(v)
+
+
+def fmt_load(v):
+    """A load-average triple as text."""
+    return "—" if not v else ", ".join(f"{x:.2f}" for x in v)
+
+
+def machine_line(e, d, packages=()):
+    """The "Machine: …" sentence of a report: CPUs, platform, versions, commit, date and load averages.
+
+    ``e`` is :func:`environment` (optionally merged with :func:`extra_versions`), ``d`` the result dict
+    (for ``load_average_end``); ``packages`` names extra versions held in ``e`` to list.
+    """
+    extra = "".join(f", {p} {e.get(p)}" for p in packages)
+    return (f"Machine: {e['cpu_count']} CPUs ({e['cpu_model']}), {e['platform']}; python {e['python']}, numpy "
+            f"{e['numpy']}, jax {e['jax']} ({e['jax_backend']}){extra}; commit {e['git_commit']} (uncommitted: "
+            f"{', '.join(e['git_dirty_files'] or []) or 'none'}); {e['date_utc']}; load average at start "
+            f"{fmt_load(e['load_average_at_start'])}, at end {fmt_load(d.get('load_average_end'))}.")
+
+
+def save_progress(data, out_dir, name, t_start, cpu_start, markdown):
+    """Stamp wall time, CPU/wall and the load average into ``data`` and write ``name.json`` and ``name.md``
+    (atomically) — called after every row so that an interrupted benchmark keeps what it measured."""
+    data["wall_time"] = time.perf_counter() - t_start
+    data["cpu_over_wall"] = (time.process_time() - cpu_start) / data["wall_time"]
+    data["load_average_end"] = load_average()
+    write_json(os.path.join(out_dir, name + ".json"), data)
+    write_text(os.path.join(out_dir, name + ".md"), markdown(data))

@@ -38,8 +38,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (RESULTS, configure_threads, environment, extra_versions, fmt, load_average,  # noqa: E402
-                     pin_single_cpu, source_fingerprint, write_json, write_text)
+from _common import (RESULTS, configure_threads, environment, extra_versions, fmt,  # noqa: E402
+                     machine_line, pin_single_cpu, save_progress, source_fingerprint)
 
 NAME = "bench_gradients"
 WIDTHS = [100, 1000]
@@ -206,11 +206,7 @@ def main(argv=None):
     data = dict(benchmark=NAME, config=config, environment=env, rows=rows)
     for N in widths:
         rows.append(run_width(N, problem, x, y, omegas, args, log))
-        data["wall_time"] = time.perf_counter() - t_all
-        data["cpu_over_wall"] = (time.process_time() - c_all) / data["wall_time"]
-        data["load_average_end"] = load_average()
-        write_json(os.path.join(args.out, name + ".json"), data)
-        write_text(os.path.join(args.out, name + ".md"), markdown(data))
+        save_progress(data, args.out, name, t_all, c_all, markdown)
     log(f"done in {time.perf_counter() - t_all:.1f} s → {os.path.join(args.out, name)}.{{json,md}}")
     print(markdown(data))
 
@@ -225,10 +221,7 @@ def markdown(d):
         f"Threads: {c['threads']['threads']} (XLA_FLAGS `{c['threads']['XLA_FLAGS']}`, process pinned to CPU "
         f"{c['threads'].get('pinned_cpu')}); process CPU time / wall time {fmt(d.get('cpu_over_wall'), '.2f')}.",
         "",
-        f"Machine: {e['cpu_count']} CPUs ({e['cpu_model']}), {e['platform']}; python {e['python']}, numpy "
-        f"{e['numpy']}, jax {e['jax']} ({e['jax_backend']}); commit {e['git_commit']} (uncommitted: "
-        f"{', '.join(e['git_dirty_files'] or []) or 'none'}); {e['date_utc']}; load average at start "
-        f"{fmt_load(e['load_average_at_start'])}, at end {fmt_load(d.get('load_average_end'))}.",
+        machine_line(e, d),
         "",
         "Path form: `jax.jit(jax.grad(sims.posterior.make_posterior(...).potential))` (precomputed path features "
         "ξ [P, 4, 231]). Forward: the same potential with f from `smtheory.network.forward` on x [P, 231, 31] with "
@@ -261,10 +254,6 @@ def markdown(d):
     lines += ["", f"Total wall time {fmt(d.get('wall_time'), '.1f')} s. The machine is shared: absolute rates vary "
               "with its load; the ratio (interleaved timing) is the robust figure.", ""]
     return "\n".join(lines)
-
-
-def fmt_load(v):
-    return "—" if not v else ", ".join(f"{x:.2f}" for x in v)
 
 
 if __name__ == "__main__":

@@ -78,8 +78,8 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (RESULTS, configure_threads, environment, extra_versions, fmt, load_average,  # noqa: E402
-                     pin_single_cpu, source_fingerprint, write_json, write_text)
+from _common import (RESULTS, configure_threads, environment, extra_versions, fmt,  # noqa: E402
+                     machine_line, pin_single_cpu, save_progress, source_fingerprint, write_json, write_text)
 
 NAME = "bench_samplers"
 WIDTHS = [10, 100]
@@ -540,11 +540,7 @@ def main(argv=None):
         data["rows"].append(None)
         for row in run_width(N, problem, args, log):
             data["rows"][-1] = row
-            data["wall_time"] = time.perf_counter() - t_all
-            data["cpu_over_wall"] = (time.process_time() - c_all) / data["wall_time"]
-            data["load_average_end"] = load_average()
-            write_json(os.path.join(args.out, name + ".json"), data)
-            write_text(os.path.join(args.out, name + ".md"), markdown(data))
+            save_progress(data, args.out, name, t_all, c_all, markdown)
     log(f"done in {time.perf_counter() - t_all:.1f} s → {os.path.join(args.out, name)}.{{json,md}}")
     print(markdown(data))
 
@@ -562,10 +558,7 @@ def markdown(d):
         f"(XLA_FLAGS `{c['threads']['XLA_FLAGS']}`, process pinned to CPU {c['threads'].get('pinned_cpu')}); process "
         f"CPU time / wall time {fmt(d.get('cpu_over_wall'), '.2f')}.{' **Quick run.**' if c['quick'] else ''}",
         "",
-        f"Machine: {e['cpu_count']} CPUs ({e['cpu_model']}), {e['platform']}; python {e['python']}, numpy "
-        f"{e['numpy']}, jax {e['jax']}, numpyro {e.get('numpyro')}, blackjax {e.get('blackjax')}; commit "
-        f"{e['git_commit']} (uncommitted: {', '.join(e['git_dirty_files'] or []) or 'none'}); {e['date_utc']}; "
-        f"load average at start {fmt_load(e['load_average_at_start'])}, at end {fmt_load(d.get('load_average_end'))}.",
+        machine_line(e, d, packages=("numpyro", "blackjax")),
         "",
         "ESS = bulk ESS (`sims.diagnostics`, rank-normalised split chains, all chains pooled). `U1 min`/`U1 med` = "
         "min/median over the 10 distinct entries of U_1; `f8` = ESS of the network output averaged over the first "
@@ -669,10 +662,6 @@ def markdown(d):
         lines.append("")
     lines += [f"Total wall time {fmt(d.get('wall_time'), '.1f')} s (pilots, compilation and diagnostics included).", ""]
     return "\n".join(lines)
-
-
-def fmt_load(v):
-    return "—" if not v else ", ".join(f"{x:.2f}" for x in v)
 
 
 if __name__ == "__main__":
