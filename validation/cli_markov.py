@@ -39,7 +39,7 @@ def register(subparsers):
         "compare", help="theory versus sampling on a task (markov), at demo or paper scale",
         description="Theory versus sampling with figures and a report. 'markov' = THEORY.md §5. Without --full the "
                     "demo settings are used; --full runs the paper-scale version (all widths up to 300 sampled, "
-                    "longer runs; hours on 2 cores).")
+                    "longer runs; about an hour on 2 cores, more if runs need extending).")
     c.add_argument("task", choices=["markov"], help="the experiment (markov: the hidden-Markov task, THEORY §5)")
     c.add_argument("--full", action="store_true", help="paper-scale protocol (validation.markov.FULL)")
     c.add_argument("--sample-widths", type=int, nargs="+", metavar="N",
