@@ -44,10 +44,14 @@ def build(n0=16, g=8, heads=2, seed=0):
     from smtheory.attention import AttentionLayer
 
     rng = np.random.default_rng(seed)
+
+    def proj():
+        return rng.standard_normal((heads, g, n0)) / np.sqrt(n0)
+
     layers = [
-        AttentionLayer(Q=rng.standard_normal((heads, g, n0)) / np.sqrt(n0), K=rng.standard_normal((heads, g, n0)) / np.sqrt(n0),
+        AttentionLayer(Q=proj(), K=proj(),
                        rule="linear", rule_options={"feature_map": "elu1", "causal": True}, name="layer 1"),
-        AttentionLayer(Q=rng.standard_normal((heads, g, n0)) / np.sqrt(n0), K=rng.standard_normal((heads, g, n0)) / np.sqrt(n0),
+        AttentionLayer(Q=proj(), K=proj(),
                        rule="delta", rule_options={"feature_map": "dpfp", "nu": 1, "beta": "input",
                                                    "beta_weights": rng.standard_normal((heads, n0)) / np.sqrt(n0)},
                        name="layer 2"),

@@ -6,7 +6,10 @@ Implements the finite-width kernel theory of Tiberi, Mignacco, Irie & Sompolinsk
 from . import _jax  # noqa: F401  (float64 for all theory)
 from ._validate import InputError
 from .attention import AttentionLayer, attention_matrices, readout_vector
+from .fast_weights import effective_attention, fast_weight_path_features, fast_weight_scan
+from .hypernetwork import code_kernel, hypernetwork_output, hypernetwork_weights, latent_codes, path_codes
 from .kernels import gp_kernel, path_pair_kernels, renormalized_kernel, subnetwork_gp_u
+from .mixing import available_rules, get_rule, mixing_matrices, register_rule
 from .model import ModelSpec
 from .network import effective_weights, forward, init_weights, path_form, sampled_order_parameters
 from .paths import path_features, path_index, path_labels, scaled_path_features, subnetwork_paths
@@ -20,5 +23,7 @@ __all__ = [
     "renormalized_kernel", "subnetwork_gp_u", "ModelSpec", "path_features", "path_index", "path_labels",
     "scaled_path_features", "subnetwork_paths", "PredictorStats", "kernel_task_alignment", "predictor_moments",
     "predictor_statistics", "KernelProblem", "effective_weights", "forward", "init_weights", "path_form",
-    "sampled_order_parameters", "__version__",
+    "sampled_order_parameters", "register_rule", "get_rule", "available_rules", "mixing_matrices",
+    "fast_weight_scan", "effective_attention", "fast_weight_path_features", "latent_codes", "path_codes",
+    "hypernetwork_weights", "hypernetwork_output", "code_kernel", "__version__",
 ]

@@ -7,6 +7,10 @@ Attention matrices are returned as ``[example, head, key, query]``.
 
 All functions are vectorised over examples and chunked so that the
 ``[P, H, N0, T]`` intermediate never exceeds a few hundred MB.
+
+Other token-mixing rules that depend on the bare input alone (linear attention, delta-rule fast
+weights, causal masks, RMS normalisation across heads, or your own) are chosen per layer with
+``AttentionLayer(..., rule=..., rule_options=...)``; see :mod:`smtheory.mixing`.
 """
 from __future__ import annotations
 
@@ -119,8 +123,15 @@ class AttentionLayer:
     W : array [H, N0, N0], optional
     Q, K : arrays [H, G, N0], optional
     nonlinearity : {"softmax", "hardmax"}
+        Used when ``rule`` is not given (backwards compatible).
     name : str, optional
         Used in error messages (e.g. ``"layer 1"``).
+    rule : str, optional
+        A token-mixing rule registered in :mod:`smtheory.mixing` (``"softmax"``, ``"hardmax"``,
+        ``"linear"``, ``"delta"``, or your own).  Default: ``nonlinearity``.
+    rule_options : dict, optional
+        Options of the rule (e.g. ``{"feature_map": "dpfp", "nu": 2, "causal": True}``); checked on
+        construction.
     """
 
     W: np.ndarray = None
@@ -128,10 +139,22 @@ class AttentionLayer:
     K: np.ndarray = None
     nonlinearity: str = "softmax"
     name: str = "attention layer"
+    rule: str = None
+    rule_options: dict = None
 
     def __post_init__(self):
         if self.nonlinearity not in NONLINEARITIES:
             raise InputError(f"{self.name}: nonlinearity must be one of {NONLINEARITIES}, got {self.nonlinearity!r}")
+        from .mixing import validate_options
+
+        rule = self.nonlinearity if self.rule is None else self.rule
+        if not isinstance(rule, str):
+            raise InputError(f"{self.name}: rule must be the name of a registered mixing rule, got {rule!r}")
+        if self.rule_options is not None and not isinstance(self.rule_options, dict):
+            raise InputError(f"{self.name}: rule_options must be a dict, got {type(self.rule_options).__name__}")
+        validate_options(rule, self.rule_options, self.name)
+        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "rule_options", dict(self.rule_options or {}))
         if self.W is not None:
             if self.Q is not None or self.K is not None:
                 raise InputError(f"{self.name}: give either W or (Q, K), not both")
@@ -165,9 +188,13 @@ class AttentionLayer:
         return w_scores(x, self.W) if self.style == "w" else qk_scores(x, self.Q, self.K)
 
     def __call__(self, x):
-        """Attention matrices ``Ω^{ℓ,h}(x)`` as ``[P, H, key, query]``."""
-        s = self.scores(x)
-        return softmax_keys(s) if self.nonlinearity == "softmax" else hardmax_keys(s)
+        """Attention (mixing) matrices ``Ω^{ℓ,h}(x)`` as ``[P, H, key, query]``."""
+        if self.rule in NONLINEARITIES and not self.rule_options:
+            s = self.scores(x)
+            return softmax_keys(s) if self.rule == "softmax" else hardmax_keys(s)
+        from .mixing import mixing_matrices
+
+        return mixing_matrices(x, self)
 
 
 def attention_matrices(x, layers):
