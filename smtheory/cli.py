@@ -50,7 +50,9 @@ def _data_options(s, default_widths=(10, 30, 50, 100, 300, 500, 1000), seed_flag
 _COMMAND_MODULES = (
     "validation.cli_markov",
     "validation.cli_pruning",
+    "validation.cli_sweep",
     "solvers.symbolic.cli",
+    "validation.cli_attention",
 )
 
 

@@ -1,0 +1,303 @@
+"""The labelled results store of a sweep: an :class:`xarray.Dataset` saved as netCDF.
+
+Layout (see ``docs/sweeps.md``): named dimensions
+
+- ``P`` (training-set size), ``heads`` (architecture label such as ``"2x2"``), ``seed`` (data seed),
+  ``T`` (temperature), ``N`` (width) — the grid of THEORY.md §1, §5;
+- ``path``, ``path_`` — rows and columns of the path–path order parameter ``U_1`` (THEORY §3); for
+  architectures with fewer paths than the largest, the extra entries are NaN; ``path_name(heads, path)``
+  names the paths;
+- ``sampler`` — the sampling settings (only when the sweep samples; THEORY §4).
+
+Variables: theory ``accuracy``, ``gaussian_accuracy``, ``generalization_error``, ``U1``, ``U_a``,
+``action``, ``converged`` (1/0), ``max_residual``, ``hessian_min_eig``, ``grad_norm``, ``iterations``,
+``solve_time``; GP baselines ``gp_accuracy``, ``gp_generalization_error`` (no ``N``); sampled
+``sampled_accuracy`` (+ ``_mcse``), ``sampled_generalization_error`` (+ ``_mcse``), ``sampled_U1``
+(+ ``_mcse``), ``rhat_max``, ``ess_min``, ``sampled_converged``, ``sample_time``.  Points not computed
+are NaN.  Provenance attributes: ``config`` (JSON of the TOML), ``seeds``, ``versions``, ``commit``,
+``created``, ``run`` (JSON strings; :func:`provenance` decodes them).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from smtheory._validate import InputError
+
+__all__ = ["build_dataset", "save", "load", "provenance", "plot_metric", "plot_order_parameter"]
+
+_THEORY = ("accuracy", "gaussian_accuracy", "generalization_error", "U_a", "action", "converged", "max_residual",
+           "hessian_min_eig", "grad_norm", "iterations", "solve_time")
+_SAMPLED = {"sampled_accuracy": "accuracy", "sampled_accuracy_mcse": "accuracy_mcse",
+            "sampled_generalization_error": "generalization_error",
+            "sampled_generalization_error_mcse": "generalization_error_mcse", "rhat_max": "rhat_max",
+            "ess_min": "ess_min", "sampled_converged": "converged", "sample_time": "time"}
+_UNITS = dict(accuracy="mean-predictor test accuracy (THEORY §3)", generalization_error="THEORY §3",
+              U1="path-path order parameter U_1 (THEORY §3)", solve_time="seconds")
+
+
+def build_dataset(config, payloads, *, config_path=None, run=None):
+    """Assemble finished task results (from :func:`validation.sweep.run_task`) into a Dataset.
+
+    Parameters
+    ----------
+    config : validation.sweep.SweepConfig
+    payloads : list of dict
+        Task results; missing tasks leave NaN in the store.
+    config_path : str, optional
+    run : dict, optional
+        How the sweep ran (mode, task counts, wall time); recorded as an attribute.
+    """
+    import xarray as xr
+
+    from smtheory.io import git_commit, versions
+
+    from .sweep import heads_label
+
+    labels = [heads_label(h) for h in config.heads]
+    dmax = max(int(np.prod(h)) for h in config.heads)
+    dims = ("P", "heads", "seed", "T", "N")
+    shape = (len(config.P), len(labels), len(config.seed), len(config.T), len(config.N))
+    pidx = {p: i for i, p in enumerate(config.P)}
+    sidx = {s: i for i, s in enumerate(config.seed)}
+    tidx = {t: i for i, t in enumerate(config.T)}
+    nidx = {n: i for i, n in enumerate(config.N)}
+    hidx = {lab: i for i, lab in enumerate(labels)}
+    theory = {k: np.full(shape, np.nan) for k in _THEORY}
+    U1 = np.full(shape + (dmax, dmax), np.nan)
+    gp_acc = np.full(shape[:-1], np.nan)
+    gp_gen = np.full(shape[:-1], np.nan)
+    path_name = np.full((len(labels), dmax), "", dtype=object)
+    snames = [s.name for s in config.sampling]
+    sshape = (len(snames),) + shape
+    sampled = {k: np.full(sshape, np.nan) for k in _SAMPLED}
+    sU1 = np.full(sshape + (dmax, dmax), np.nan)
+    sU1_mcse = np.full(sshape + (dmax, dmax), np.nan)
+    finished_points = 0
+
+    for pay in payloads:
+        task, out = pay["task"], pay["result"]
+        pr = task["problem"]
+        lab = heads_label(pr["heads"])
+        if pr["P"] not in pidx or lab not in hidx or pr["seed"] not in sidx:
+            continue
+        base = (pidx[pr["P"]], hidx[lab], sidx[pr["seed"]])
+        D = int(np.prod(pr["heads"]))
+        if out.get("path_names"):
+            path_name[hidx[lab], :D] = out["path_names"]
+        if task["kind"] == "theory":
+            for row in out["points"]:
+                if row["T"] not in tidx or row["N"] not in nidx:
+                    continue
+                ix = base + (tidx[row["T"]], nidx[row["N"]])
+                for k in _THEORY:
+                    theory[k][ix] = float(row[k])
+                U1[ix + (slice(0, D), slice(0, D))] = np.asarray(row["U1"])
+                finished_points += 1
+            for g in out["gp"]:
+                if g["T"] in tidx:
+                    gp_acc[base + (tidx[g["T"]],)] = g["accuracy"]
+                    gp_gen[base + (tidx[g["T"]],)] = g["generalization_error"]
+        elif task["kind"] == "sample" and task["sampler"] in snames:
+            row = out["point"]
+            ix = (snames.index(task["sampler"]),) + base + (tidx[row["T"]], nidx[row["N"]])
+            for k, src in _SAMPLED.items():
+                sampled[k][ix] = float(row[src])
+            sU1[ix + (slice(0, D), slice(0, D))] = np.asarray(row["U1"])
+            sU1_mcse[ix + (slice(0, D), slice(0, D))] = np.asarray(row["U1_mcse"])
+
+    coords = dict(P=list(config.P), heads=labels, seed=list(config.seed), T=list(config.T), N=list(config.N),
+                  path=np.arange(dmax), path_=np.arange(dmax))
+    data = {k: (dims, v, {"description": _UNITS.get(k, "")}) for k, v in theory.items()}
+    data["U1"] = (dims + ("path", "path_"), U1, {"description": _UNITS["U1"]})
+    data["gp_accuracy"] = (dims[:-1], gp_acc, {"description": "accuracy of the GP (infinite-width) limit"})
+    data["gp_generalization_error"] = (dims[:-1], gp_gen, {"description": "GP limit"})
+    data["path_name"] = (("heads", "path"), path_name.astype(str))
+    if snames:
+        coords["sampler"] = snames
+        sd = ("sampler",) + dims
+        for k, v in sampled.items():
+            data[k] = (sd, v, {"description": "posterior sampling (THEORY §4)"})
+        data["sampled_U1"] = (sd + ("path", "path_"), sU1, {"description": "sampled <w_pi . w_pi'>/N1"})
+        data["sampled_U1_mcse"] = (sd + ("path", "path_"), sU1_mcse, {"description": "Monte-Carlo standard error"})
+        coords["sampler_settings"] = ("sampler", [json.dumps(s.sample, sort_keys=True) for s in config.sampling])
+    ds = xr.Dataset(data, coords=coords)
+    seeds = dict(data_seeds=list(config.seed), head_seed=config.head_seed,
+                 sampler_seeds={s.name: s.sample.get("seed", 0) for s in config.sampling})
+    ds.attrs = dict(
+        title=f"smtheory sweep {config.name!r}", name=config.name, task=config.task, network=config.network,
+        continuation=config.continuation, config=json.dumps(config.to_dict(), sort_keys=True),
+        config_path=str(config_path or ""), seeds=json.dumps(seeds, sort_keys=True),
+        versions=json.dumps(_versions(versions()), sort_keys=True), commit=str(git_commit() or "unknown"),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), run=json.dumps(run or {}, sort_keys=True),
+        theory_points=int(finished_points), theory_points_expected=int(config.n_theory_points),
+        conventions="THEORY.md §1-§5; U1 indexed by flattened paths (h_1 most significant)",
+    )
+    return ds
+
+
+def _versions(base):
+    from importlib import metadata
+
+    out = dict(base)
+    for name in ("xarray", "dask", "distributed", "h5netcdf"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def save(ds, path):
+    """Write the store to ``path`` (netCDF4 via h5netcdf) atomically: temporary file, then ``os.replace``."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".nc")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load(path):
+    """Load a sweep store (``results.nc``, or the sweep's output folder) fully into memory.
+
+    Returns
+    -------
+    xarray.Dataset
+        Select with labels, e.g. ``ds.accuracy.sel(heads="2x2", P=100, seed=0, T=0.01)``;
+        :func:`provenance` decodes the provenance attributes.
+    """
+    import xarray as xr
+
+    if os.path.isdir(path):
+        path = os.path.join(path, "results.nc")
+    if not os.path.exists(path):
+        raise InputError(f"no sweep store at {str(path)!r}")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def provenance(ds):
+    """The provenance attributes of a store as Python objects (config, seeds, versions, run, commit)."""
+    out = {}
+    for k in ("config", "seeds", "versions", "run"):
+        out[k] = json.loads(ds.attrs.get(k, "null"))
+    out["commit"] = ds.attrs.get("commit")
+    out["created"] = ds.attrs.get("created")
+    return out
+
+
+def _select(da, sel):
+    sel = dict(sel)
+    for dim in list(da.dims):
+        if dim in sel:
+            continue
+        if dim not in ("N", "path", "path_", "heads") and da.sizes[dim] == 1:
+            sel[dim] = da[dim].values[0]
+    return da.sel({k: v for k, v in sel.items() if k in da.dims})
+
+
+def plot_metric(ds, var="accuracy", *, ax=None, sampler=None, gp=True, **sel):
+    """A theory metric against the width ``N`` straight from the store, one line per remaining label.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From :func:`load`.
+    var : {"accuracy", "generalization_error", "gaussian_accuracy", ...}
+    ax : matplotlib Axes, optional
+    sampler : str, optional
+        Overlay the sampled values of this sampler setting (± MCSE); default: the first, if any.
+    gp : bool
+        Draw the GP baseline as a dashed line.
+    **sel
+        Label selections for the other dimensions (``P=100, seed=0, T=0.01``); dimensions of length one
+        are selected automatically; the remaining one (besides ``N``) gives one line per label
+        (``heads`` by default).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    if var not in ds:
+        raise InputError(f"plot_metric: the store has no variable {var!r}")
+    da = _select(ds[var], sel)
+    extra = [d for d in da.dims if d != "N"]
+    if len(extra) > 1:
+        raise InputError(f"plot_metric: select labels for {extra[1:]} (e.g. {extra[-1]}=...)")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.8))
+    groups = [(None, da)] if not extra else [(v, da.sel({extra[0]: v})) for v in da[extra[0]].values]
+    sname = sampler if sampler is not None else (str(ds.sampler.values[0]) if "sampler" in ds.dims else None)
+    for i, (label, line) in enumerate(groups):
+        color = f"C{i}"
+        name = f"{extra[0]}={label}" if extra else var
+        ax.plot(line.N, line, "o-", color=color, label=f"theory {name}")
+        if gp and f"gp_{var}" in ds:
+            g = _select(ds[f"gp_{var}"], dict(sel, **({extra[0]: label} if extra else {})))
+            if g.ndim == 0:
+                ax.axhline(float(g), color=color, ls="--", lw=1, label=f"GP {name}")
+        if sname is not None and f"sampled_{var}" in ds:
+            sel_s = dict(sel, sampler=sname, **({extra[0]: label} if extra else {}))
+            s = _select(ds[f"sampled_{var}"], sel_s)
+            err = _select(ds[f"sampled_{var}_mcse"], sel_s) if f"sampled_{var}_mcse" in ds else None
+            ok = np.isfinite(s.values)
+            if ok.any():
+                ax.errorbar(s.N.values[ok], s.values[ok], yerr=None if err is None else err.values[ok], fmt="s",
+                            color=color, mfc="none", capsize=3, label=f"sampled ({sname}) {name}")
+    ax.set_xscale("log")
+    ax.set_xlabel("width N")
+    ax.set_ylabel(var.replace("_", " "))
+    ax.legend(fontsize=7)
+    ax.set_title(ds.attrs.get("name", ""), fontsize=9)
+    return ax.figure
+
+
+def plot_order_parameter(ds, *, heads=None, ax=None, sampler=None, **sel):
+    """Entries of ``U_1`` (THEORY §3) against ``N`` for one architecture, sampled values overlaid.
+
+    Diagonal entries are solid lines, off-diagonal ones dashed; ``sel`` fixes the other labels.
+    """
+    import matplotlib.pyplot as plt
+
+    heads = heads if heads is not None else str(ds.heads.values[0])
+    da = _select(ds.U1.sel(heads=heads), sel)
+    if set(da.dims) != {"N", "path", "path_"}:
+        raise InputError(f"plot_order_parameter: select labels for {sorted(set(da.dims) - {'N', 'path', 'path_'})}")
+    names = [str(n) for n in ds.path_name.sel(heads=heads).values]
+    D = sum(1 for n in names if n)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.8))
+    sname = sampler if sampler is not None else (str(ds.sampler.values[0]) if "sampler" in ds.dims else None)
+    k = 0
+    for i in range(D):
+        for j in range(i, D):
+            color = f"C{k % 10}"
+            k += 1
+            ax.plot(da.N, da.isel(path=i, path_=j), "-" if i == j else "--", color=color,
+                    label=f"U1[{names[i]},{names[j]}]")
+            if sname is not None and "sampled_U1" in ds:
+                s = _select(ds.sampled_U1.sel(heads=heads, sampler=sname), sel).isel(path=i, path_=j)
+                e = _select(ds.sampled_U1_mcse.sel(heads=heads, sampler=sname), sel).isel(path=i, path_=j)
+                ok = np.isfinite(s.values)
+                if ok.any():
+                    ax.errorbar(s.N.values[ok], s.values[ok], yerr=e.values[ok], fmt="s", mfc="none", color=color,
+                                capsize=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("width N")
+    ax.set_ylabel("U_1 entries")
+    ax.set_title(f"{ds.attrs.get('name', '')} heads={heads}", fontsize=9)
+    ax.legend(fontsize=6, ncol=2)
+    return ax.figure
