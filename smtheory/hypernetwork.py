@@ -33,8 +33,8 @@ import numpy as np
 
 from . import _jax  # noqa: F401  (float64)
 from ._validate import InputError, check_memory, finite_array
-from .attention import readout_vector
 from .network import _check_weights, _effective
+from .paths import path_codes  # noqa: F401  (part of this module's API: the path codes of THEORY §2)
 
 __all__ = ["latent_codes", "head_hypernetwork_weights", "path_codes", "hypernetwork_weights",
            "hypernetwork_output", "code_kernel", "hypernetwork_metric"]
@@ -75,30 +75,6 @@ def head_hypernetwork_weights(V, codes):
     if codes.shape[-1] != H:
         raise InputError(f"codes must have H = {H} entries on the last axis, got shape {codes.shape}")
     return np.einsum("...h,hij->...ij", codes, V) / math.sqrt(H * N_in)
-
-
-def path_codes(omegas, readout="last"):
-    """Path codes ``c^π_s(x) = (Ω^{1,h1} ⋯ Ω^{L,hL} r)_s`` [P, T, D] (paths h_1 most significant).
-
-    Parameters
-    ----------
-    omegas : list of arrays [P, H_ℓ, T, T]
-    readout : {"last", "first", "mean"} or array [T]
-    """
-    if not isinstance(omegas, (list, tuple)) or len(omegas) == 0:
-        raise InputError("omegas must be a non-empty list of attention-matrix arrays [P, H, T, T]")
-    omegas = [finite_array(f"omegas[{i}]", om, ndim=4) for i, om in enumerate(omegas)]
-    P, _, T, _ = omegas[0].shape
-    for i, om in enumerate(omegas):
-        if om.shape[0] != P or om.shape[2:] != (T, T):
-            raise InputError(f"omegas[{i}] must have shape [P={P}, H, {T}, {T}], got {om.shape}")
-    r = readout_vector(T, readout) if isinstance(readout, str) else finite_array("readout", readout, ndim=1)
-    if r.shape != (T,):
-        raise InputError(f"readout vector must have length T = {T}, got {r.shape}")
-    v = np.einsum("phst,t->phs", omegas[-1], r)
-    for om in reversed(omegas[:-1]):
-        v = np.einsum("phst,pkt->phks", om, v).reshape(P, -1, T)
-    return np.swapaxes(v, 1, 2)  # [P, T, D]
 
 
 def hypernetwork_weights(weights):

@@ -32,6 +32,42 @@ def path_labels(heads, head_names=None):
     return labels
 
 
+def path_codes(omegas, readout="last"):
+    """Path codes ``c^π_s(x) = (Ω^{1,h1} ⋯ Ω^{L,hL} r)_s``: the weight of token s in path π (THEORY §2).
+
+    The path features are ``ξ^π(x) = Σ_s c^π_s(x) x_s`` (:func:`path_features`); in the hypernetwork view
+    (:mod:`smtheory.hypernetwork`) the codes are the latent code of each path.
+
+    Parameters
+    ----------
+    omegas : list of arrays [P, H_ℓ, T, T]
+        Attention matrices per layer (key, query).
+    readout : {"last", "first", "mean"} or array [T]
+        Token readout ``r``, folded into the last layer.
+
+    Returns
+    -------
+    array [P, T, D]
+        Paths flattened with h_1 most significant.
+    """
+    if not isinstance(omegas, (list, tuple)) or len(omegas) == 0:
+        raise InputError("omegas must be a non-empty list of attention-matrix arrays [P, H, T, T]")
+    omegas = [finite_array(f"omegas[{i}]", om, ndim=4) for i, om in enumerate(omegas)]
+    P, _, T, _ = omegas[0].shape
+    for i, om in enumerate(omegas):
+        if om.shape[0] != P or om.shape[2:] != (T, T):
+            raise InputError(f"omegas[{i}] must have shape [P={P}, H, {T}, {T}], got {om.shape}")
+    r = readout_vector(T, readout) if isinstance(readout, str) else finite_array("readout", readout, ndim=1)
+    if r.shape != (T,):
+        raise InputError(f"readout vector must have length T = {T}, got {r.shape}")
+    # v_L[p, h_L, s] = Σ_t Ω^{L,h_L}[p, s, t] r_t
+    v = np.einsum("phst,t->phs", omegas[-1], r)
+    for om in reversed(omegas[:-1]):
+        # v[p, h_ℓ, (h_{ℓ+1}..h_L), s] = Σ_t Ω^{ℓ,h_ℓ}[p, s, t] v[p, (h_{ℓ+1}..), t]
+        v = np.einsum("phst,pkt->phks", om, v).reshape(P, -1, T)
+    return np.swapaxes(v, 1, 2)  # [P, T, D]
+
+
 def path_features(x, omegas, readout="last"):
     """Raw path features ``ξ^π(x)`` for all ``D`` paths.
 
@@ -52,21 +88,15 @@ def path_features(x, omegas, readout="last"):
     """
     x = finite_array("x", x, ndim=3)
     P, N0, T = x.shape
-    if len(omegas) == 0:
-        raise InputError("omegas must hold the attention matrices of at least one layer")
-    for i, om in enumerate(omegas):
-        if om.ndim != 4 or om.shape[0] != P or om.shape[2:] != (T, T):
-            raise InputError(f"attention matrices of layer {i + 1} must have shape [P={P}, H, {T}, {T}], got {om.shape}")
-    r = readout_vector(T, readout) if isinstance(readout, str) else finite_array("readout", readout, ndim=1)
-    if r.shape != (T,):
-        raise InputError(f"readout vector must have length T = {T}, got {r.shape}")
-    # v_L[p, h_L, s] = Σ_t Ω^{L,h_L}[p, s, t] r_t
-    v = np.einsum("phst,t->phs", omegas[-1], r)
-    for om in reversed(omegas[:-1]):
-        # v[p, h_ℓ, (h_{ℓ+1}..h_L), s] = Σ_t Ω^{ℓ,h_ℓ}[p, s, t] v[p, (h_{ℓ+1}..), t]
-        v = np.einsum("phst,pkt->phks", om, v).reshape(P, -1, T)
-    D = v.shape[1]
-    xi = np.matmul(v, np.swapaxes(x, 1, 2))  # [P, D, T] @ [P, T, N0] -> [P, D, N0]
+    if isinstance(omegas, (list, tuple)):
+        for i, om in enumerate(omegas):
+            shape = np.shape(om)
+            if len(shape) != 4 or shape[0] != P or tuple(shape[2:]) != (T, T):
+                raise InputError(f"attention matrices of layer {i + 1} must have shape [P={P}, H, {T}, {T}], "
+                                 f"got {shape}")
+    codes = path_codes(omegas, readout)  # [P, T, D]
+    D = codes.shape[2]
+    xi = np.matmul(np.swapaxes(codes, 1, 2), np.swapaxes(x, 1, 2))  # [P, D, T] @ [P, T, N0] -> [P, D, N0]
     assert xi.shape == (P, D, N0)
     return xi
 
