@@ -1,4 +1,12 @@
-"""Theory-versus-simulation experiments, figures and reports.
+"""Theory-versus-simulation experiments, figures and reports (on top of ``sims``, ``solvers`` and ``smtheory``).
 
-Not yet implemented: this package is the home of issue 4 (the hidden-Markov comparison).
+- :mod:`validation.markov`, :mod:`validation.markov_figures`, :mod:`validation.markov_report` — the
+  hidden-Markov experiment of THEORY.md §5: theory across widths versus Gibbs samples (``smtheory demo``,
+  ``smtheory compare markov``); see docs/validation.md.
+- :mod:`validation.pruning` — head scores and pruning curves of a gradient-descent-trained model
+  (THEORY §6–7; ``smtheory train`` / ``smtheory prune``); see docs/pruning.md.
+- :mod:`validation.sweep`, :mod:`validation.store` — grids of theory and sampling runs, locally or on Dask,
+  stored as labelled netCDF (``smtheory sweep``); see docs/sweeps.md.
+- :mod:`validation.hypernetwork_figures` — the learned path metric versus the GP one (docs/attention.md).
+- ``cli_*`` modules — the subcommands registered in :mod:`smtheory.cli`.
 """
