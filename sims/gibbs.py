@@ -60,7 +60,7 @@ alone.  After each sweep, :func:`scale_move` moves along that orbit for every ad
 ESS per second ×1.07 — within noise; the slowest observables there (the large diagonal entries of
 U_1) decorrelate slowly for another reason, so the scale moves are kept as a cheap exact move, not
 as a cure.  It is a generalised Gibbs move (Liu & Sabatti
-2000): on the multiplicative group with Haar measure dc/c the conditional of ``u = log c²`` is
+2000): on the multiplicative group with Haar measure dc/c the conditional of ``u = log c²`` is::
 
     p(u) ∝ exp(λ u − A eᵘ − B e⁻ᵘ),   λ = (n_b − n_{b+1})/2,  A = |θ_b|²/(2σ_b²),  B = |θ_{b+1}|²/(2σ_{b+1}²)
 
