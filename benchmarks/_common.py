@@ -15,11 +15,14 @@ ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
 
 
-def configure_threads(threads):
+def configure_threads(threads, pin=True):
     """Limit XLA (JAX) and BLAS to one thread when ``threads == "1"``; must run before JAX is imported.
 
     On a small shared machine XLA's multi-threaded Eigen pool degrades badly (we saw up to ~7x slower
     steps) as soon as another process competes for the cores; single-threaded timings are reproducible.
+    The XLA flags alone do not make XLA:CPU single-threaded, so with ``pin`` (default) the process is also
+    pinned to one CPU (:func:`pin_single_cpu`); the CPU used is returned as ``"pinned_cpu"`` (None when not
+    pinned).  ``pin=False`` sets only the environment, e.g. for a parent that pins its workers itself.
     """
     if "jax" in sys.modules:
         raise RuntimeError("configure_threads must be called before jax is imported")
@@ -28,8 +31,9 @@ def configure_threads(threads):
         os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"
+    pinned = pin_single_cpu() if (pin and str(threads) == "1") else None
     return dict(threads=str(threads), XLA_FLAGS=os.environ.get("XLA_FLAGS"),
-                OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS"))
+                OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS"), pinned_cpu=pinned)
 
 
 def pin_single_cpu(cpu=None):

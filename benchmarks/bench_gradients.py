@@ -39,7 +39,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (RESULTS, configure_threads, environment, extra_versions, fmt,  # noqa: E402
-                     machine_line, pin_single_cpu, save_progress, source_fingerprint)
+                     machine_line, save_progress, source_fingerprint)
 
 NAME = "bench_gradients"
 WIDTHS = [100, 1000]
@@ -186,7 +186,6 @@ def main(argv=None):
     args.blocks = args.blocks or (2 if args.quick else 5)
     args.min_time = args.min_time or (0.3 if args.quick else 1.0)
     threads = configure_threads(args.threads)
-    threads["pinned_cpu"] = pin_single_cpu() if args.threads == "1" else None
     t_all, c_all = time.perf_counter(), time.process_time()
 
     def log(msg):

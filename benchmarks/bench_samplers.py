@@ -79,7 +79,7 @@ import warnings
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (RESULTS, configure_threads, environment, extra_versions, fmt,  # noqa: E402
-                     machine_line, pin_single_cpu, save_progress, source_fingerprint, write_json, write_text)
+                     machine_line, save_progress, source_fingerprint, write_json, write_text)
 
 NAME = "bench_samplers"
 WIDTHS = [10, 100]
@@ -514,7 +514,6 @@ def main(argv=None):
     if args.chains < 4:
         ap.error("--chains must be at least 4")
     threads = configure_threads(args.threads)
-    threads["pinned_cpu"] = pin_single_cpu() if args.threads == "1" else None
     t_all, c_all = time.perf_counter(), time.process_time()
 
     def log(msg):

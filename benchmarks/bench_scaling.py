@@ -34,7 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (RESULTS, configure_threads, environment, fmt, load_average, pin_single_cpu,  # noqa: E402
+from _common import (RESULTS, configure_threads, environment, fmt, load_average,  # noqa: E402
                      source_fingerprint, write_json, write_text)
 
 NAME = "bench_scaling"
@@ -266,7 +266,6 @@ def main(argv=None):
     ap.add_argument("--mode", choices=["auto", "full", "probe"], default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     threads = configure_threads(args.threads)
-    threads["pinned_cpu"] = pin_single_cpu() if args.threads == "1" else None  # XLA ignores the thread flags
 
     if args.point:
         run_point(args.point[0], args.point[1], args, args.point_out, args.mode)

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 
-from _common import (RESULTS, configure_threads, environment, fmt, load_average, pin_single_cpu,  # noqa: E402
+from _common import (RESULTS, configure_threads, environment, fmt, load_average, # noqa: E402
                      write_json, write_text)
 
 NAME = "bench_solver_markov"
@@ -119,7 +119,6 @@ def main(argv=None):
     ap.add_argument("--out", default=RESULTS)
     args = ap.parse_args(argv)
     threads = configure_threads(args.threads)
-    threads["pinned_cpu"] = pin_single_cpu() if args.threads == "1" else None  # XLA ignores the thread flags
 
     def log(msg):
         print(msg, flush=True)

@@ -122,7 +122,7 @@ def _cluster_sweep(cfg, cluster, info):
 
 
 def main():
-    threads = configure_threads("1")  # before JAX: the spawned workers inherit the environment
+    threads = configure_threads("1", pin=False)  # before JAX: the spawned workers inherit the environment
     from validation import sweep
 
     cfg = sweep.parse_config(CONFIG)

@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import (RESULTS, configure_threads, environment, fmt, load_average, pin_single_cpu,  # noqa: E402
+from _common import (RESULTS, configure_threads, environment, fmt, load_average,  # noqa: E402
                      write_json, write_text)
 
 NAME = "bench_training"
@@ -147,7 +147,6 @@ def main(argv=None):
     ap.add_argument("--out", default=RESULTS)
     args = ap.parse_args(argv)
     threads = configure_threads(args.threads)
-    threads["pinned_cpu"] = pin_single_cpu() if args.threads == "1" else None
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = environment()
     t0 = time.perf_counter()
