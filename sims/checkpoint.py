@@ -29,7 +29,7 @@ import numpy as np
 
 from smtheory._validate import InputError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "read_metadata", "FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "read_metadata", "fingerprint", "check_fingerprint", "FORMAT"]
 
 #: Format tag written into every checkpoint header.
 FORMAT = "sims.checkpoint/1"
@@ -198,8 +198,10 @@ def _read(path, leaves):
             stored = [z[f"leaf_{i:05d}"] for i in range(header["n_leaves"])] if leaves else None
     except InputError:
         raise
-    except Exception as e:
-        raise InputError(f"cannot read checkpoint {path!r}: {type(e).__name__}: {e}") from None
+    except (OSError, ValueError, KeyError, EOFError, TypeError, json.JSONDecodeError) as e:
+        kind = "truncated or damaged" if isinstance(e, (EOFError, KeyError, OSError)) else "not an .npz archive"
+        raise InputError(f"{path!r} is not a readable smtheory checkpoint ({kind}: {type(e).__name__}); "
+                         "use the file written by the run you want to resume") from None
     return header, stored
 
 
@@ -284,3 +286,56 @@ def load_checkpoint(path, like_pytree):
         else:
             out.append(type(like)(arr.reshape(()).item()))
     return jax.tree_util.tree_unflatten(like_treedef, out), header["metadata"]
+
+
+# --------------------------------------------------------------------------- problem fingerprints
+def _digest(*arrays):
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def fingerprint(problem, spec, config):
+    """Short hashes of what a sampling run belongs to: training data, test data, model, settings.
+
+    ``config`` entries that may differ on resume (``steps``, ``max_steps``: extending a run) are left
+    out. Stored in every sampling checkpoint and compared by :func:`check_fingerprint`.
+    """
+    import dataclasses
+
+    cfg = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("steps", "max_steps")}
+    return {"training data": _digest(problem.xi_train, problem.y_train),
+            "test data": _digest(problem.xi_test, problem.y_test),
+            "model": json.dumps(spec.to_dict(), sort_keys=True, default=str),
+            "settings": json.dumps(cfg, sort_keys=True, default=str)}
+
+
+def check_fingerprint(path, stored, current):
+    """Refuse to resume ``path`` when it belongs to another problem; the message names what differs."""
+    if not isinstance(stored, dict):
+        raise InputError(f"resume: {path!r} is not a sampling checkpoint of this version (no fingerprint)")
+    diff = [k for k in current if stored.get(k) != current[k]]
+    if not diff:
+        return
+    detail = []
+    for k in diff:
+        if k == "settings":
+            try:
+                a, b = json.loads(stored.get(k, "{}")), json.loads(current[k])
+                detail.append("settings (" + ", ".join(f"{n}: {a.get(n)!r} -> {b.get(n)!r}"
+                                                       for n in sorted(set(a) | set(b)) if a.get(n) != b.get(n)) + ")")
+            except (TypeError, ValueError):
+                detail.append("settings")
+        else:
+            detail.append(k)
+    raise InputError(f"resume: the checkpoint {path!r} belongs to another problem; it differs in "
+                     f"{'; '.join(detail)} (only steps/max_steps may change, to extend a run; "
+                     "use another --checkpoint path for a new run)")

@@ -1,6 +1,8 @@
 """Running many chains: burn-in, thinning, online observables, diagnostics, checkpoints.
 
-:func:`sample` drives any sampler of :mod:`sims` (Langevin, MALA, Gibbs) over
+:func:`sample` is the one entry point for every sampler. The collapsed samplers (``overlap``,
+``langevin``; docs/theory.md §8) are driven by :mod:`sims.collapsed_run`; this module drives the
+weight-space samplers (``gibbs``, ``full-langevin``, ``full-mala``) over
 ``chains`` independent chains (``jax.vmap``) and ``steps`` steps (``jax.lax.scan``),
 accumulates the observables of THEORY §4 online (no weights are stored): the sampled
 order parameter ``U_1``, the predictor on the test set and the train energy, keeps
@@ -16,127 +18,33 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+import tempfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from smtheory import _jax  # noqa: F401
-from smtheory._validate import InputError, positive_int
+from smtheory._validate import InputError
+from smtheory.blas_threads import single_blas_thread
 from smtheory.model import ModelSpec
 from smtheory.predictor import metrics
 from smtheory.problem import KernelProblem
 
 from . import checkpoint as ckpt
 from . import diagnostics, observables
-from .base import check_step_size
+from .config import COLLAPSED, SAMPLERS, SampleConfig, SampleResult, SamplingError
 from .posterior import make_posterior, test_features
 
-SAMPLERS = ("langevin", "mala", "gibbs")
-
-
-class SamplingError(RuntimeError):
-    """Sampling produced non-finite values; the message says which chain and what to change."""
-
-
-@dataclass(frozen=True)
-class SampleConfig:
-    """Settings of a sampling run.
-
-    Parameters
-    ----------
-    sampler : {"langevin", "mala", "gibbs"}
-    chains : int (≥ 1; ≥ 4 for reliable diagnostics)
-    steps : int — sampler steps after burn-in
-    burnin : int — steps discarded first
-    thin : int — record every ``thin``-th step
-    step_size : float — ignored by Gibbs
-    seed : int
-    dtype : {"float64", "float32"}
-    chunk : int — recorded draws per compiled block (also the checkpoint interval and the
-        unit of the batch means behind the jackknife errors of accuracy)
-
-    A run resumed from its checkpoint with a larger ``steps`` and otherwise the same settings
-    continues the chains (see :func:`sample`); this is how a run is extended until R-hat is met.
-    """
-
-    sampler: str = "gibbs"
-    chains: int = 4
-    steps: int = 1000
-    burnin: int = 200
-    thin: int = 1
-    step_size: float = 1e-4
-    seed: int = 0
-    dtype: str = "float64"
-    chunk: int = 100
-
-    def __post_init__(self):
-        if self.sampler not in SAMPLERS:
-            raise InputError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        positive_int("chains", self.chains)
-        positive_int("steps", self.steps)
-        positive_int("thin", self.thin)
-        positive_int("chunk", self.chunk)
-        if not isinstance(self.burnin, (int, np.integer)) or self.burnin < 0:
-            raise InputError(f"burnin must be a non-negative integer, got {self.burnin!r}")
-        if self.steps < self.thin:
-            raise InputError(f"steps ({self.steps}) must be at least thin ({self.thin})")
-        if self.sampler != "gibbs":
-            check_step_size(self.step_size)
-        if self.dtype not in ("float64", "float32"):
-            raise InputError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
-
-    @property
-    def draws(self):
-        return self.steps // self.thin
-
-
-@dataclass
-class SampleResult:
-    """Posterior summaries with their Monte-Carlo diagnostics."""
-
-    U1_sampled: np.ndarray
-    U1_mcse: np.ndarray
-    predictor_mean: np.ndarray
-    predictor_variance: np.ndarray
-    test_accuracy: float
-    generalization_error: float
-    train_energy: float
-    rhat_max: float
-    ess_min: float
-    steps_per_second: float
-    diagnostics: dict
-    config: SampleConfig
-    spec: ModelSpec
-    acceptance_rate: float = float("nan")
-    compile_time: float = float("nan")
-    test_accuracy_mcse: float = float("nan")
-    generalization_error_mcse: float = float("nan")
-
-    @property
-    def converged(self):
-        """R-hat ≤ 1.01 on every traced observable."""
-        return bool(self.rhat_max <= 1.01)
-
-    def to_dict(self):
-        return dict(U1_sampled=self.U1_sampled.tolist(), U1_mcse=self.U1_mcse.tolist(),
-                    predictor_mean=self.predictor_mean.tolist(), predictor_variance=self.predictor_variance.tolist(),
-                    test_accuracy=self.test_accuracy, test_accuracy_mcse=self.test_accuracy_mcse,
-                    generalization_error=self.generalization_error,
-                    generalization_error_mcse=self.generalization_error_mcse,
-                    train_energy=self.train_energy, rhat_max=self.rhat_max, ess_min=self.ess_min,
-                    steps_per_second=self.steps_per_second, acceptance_rate=self.acceptance_rate,
-                    converged=self.converged, config=dataclasses.asdict(self.config), spec=self.spec.to_dict())
-
+__all__ = ["SAMPLERS", "COLLAPSED", "SampleConfig", "SampleResult", "SamplingError", "sample", "build_sampler"]
 
 def build_sampler(posterior, config: SampleConfig):
     """The :class:`sims.base.SamplingAlgorithm` named by the configuration."""
-    if config.sampler == "langevin":
+    if config.sampler == "full-langevin":
         from . import langevin
 
         return langevin.build(posterior, config.step_size)
-    if config.sampler == "mala":
+    if config.sampler == "full-mala":
         from . import mala
 
         return mala.build(posterior, config.step_size)
@@ -205,28 +113,69 @@ def _progress(total, enabled):
 
 def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = SampleConfig(), *,
            checkpoint=None, resume=False, progress=True):
-    """Sample the weight posterior and summarise it (THEORY §4).
+    """Sample the posterior and summarise it (docs/theory.md §4, §8).
 
     Parameters
     ----------
     problem : KernelProblem (with a test set)
     spec : ModelSpec
     config : SampleConfig
+        ``sampler="overlap"`` (default) samples the exact order-parameter posterior (cost independent
+        of N); ``"langevin"`` the V⁰-collapsed weights; ``"gibbs"``, ``"full-langevin"``, ``"full-mala"``
+        all weights.
     checkpoint : str, optional
-        Path of the checkpoint file, written atomically after every block of draws.
+        Path of the checkpoint file, written atomically after every block of draws, with the
+        fingerprint of the problem (data, model, settings).
     resume : bool
-        Continue from ``checkpoint`` (which must exist and match the configuration).
+        Continue from ``checkpoint``; refused by name when the checkpoint belongs to another problem.
+        A larger ``steps`` (or ``max_steps``) extends a finished run.
     progress : bool
         Show a progress bar (only when standard error is a terminal).
 
     Returns
     -------
     SampleResult
+        With ``converged`` True only when R-hat ≤ ``config.rhat_target`` on every traced observable.
+        While it is not, the run is extended automatically (``steps`` doubled, the same chains
+        continued) up to ``config.max_steps``; a run that still misses it is returned flagged.
     """
     if not isinstance(config, SampleConfig):
         raise InputError("config must be a sims.SampleConfig")
+    if not isinstance(problem, KernelProblem):
+        raise InputError(f"problem must be a smtheory.KernelProblem, got {type(problem).__name__}")
+    if not isinstance(spec, ModelSpec):
+        raise InputError(f"spec must be a smtheory.ModelSpec, got {type(spec).__name__}")
     if resume and not checkpoint:
         raise InputError("resume needs a checkpoint path")
+    problem.check_spec(spec)
+    if problem.xi_test is None:
+        raise InputError("this problem has no test set (give x_test and y_test)")
+    with single_blas_thread():
+        return _dispatch(problem, spec, config, checkpoint, resume, progress)
+
+
+def _dispatch(problem, spec, config, checkpoint, resume, progress):
+    if config.collapsed:
+        from .collapsed_run import sample_collapsed
+
+        return sample_collapsed(problem, spec, config, checkpoint=checkpoint, resume=resume,
+                                bar_factory=(lambda n: _progress(n, progress)))
+    if config.max_steps == config.steps or config.chains < 2:
+        return _sample_weights(problem, spec, config, checkpoint=checkpoint, resume=resume, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="smtheory-") as tmp:
+        path = checkpoint or os.path.join(tmp, "run.npz")
+        res = _sample_weights(problem, spec, config, checkpoint=path, resume=resume, progress=progress)
+        steps, ext = max(config.steps, res.config.steps), 0
+        while not res.converged and math.isfinite(res.rhat_max) and steps < config.max_steps:
+            steps, ext = min(2 * steps, config.max_steps), ext + 1
+            res = _sample_weights(problem, spec, config.replace(steps=steps), checkpoint=path, resume=True,
+                                  progress=progress)
+    res.extensions = ext
+    return res
+
+
+def _sample_weights(problem, spec, config, *, checkpoint=None, resume=False, progress=True):
+    """One weight-space run of exactly ``config.steps`` (resumable; see :func:`sample`)."""
     problem.check_spec(spec)
     posterior = make_posterior(problem, spec, config.dtype)
     xi_test = test_features(problem, posterior.dtype)
@@ -248,20 +197,21 @@ def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = Sampl
     fsums = np.zeros((0, config.chains, Q))  # per block of draws: sum of f_test (batch means)
     fcounts = np.zeros((0,))
     done, burned, acc_sum, run_time = 0, False, 0.0, 0.0
-    meta = dict(config=dataclasses.asdict(config), spec=spec.to_dict(), P=problem.n_train, D=D)
+    meta = dict(config=dataclasses.asdict(config), spec=spec.to_dict(), P=problem.n_train, D=D,
+                fingerprint=ckpt.fingerprint(problem, spec, config))
 
     if resume:
         if not os.path.exists(checkpoint):
             raise InputError(f"resume: no checkpoint at {checkpoint!r}")
         m = ckpt.read_metadata(checkpoint)
+        ckpt.check_fingerprint(checkpoint, m.get("fingerprint"), meta["fingerprint"])
         old = dict(m.get("config", {}))
-        if ({k: v for k, v in old.items() if k != "steps"} != {k: v for k, v in meta["config"].items() if k != "steps"}
-                or m.get("spec") != meta["spec"]):
-            raise InputError("resume: the checkpoint was written with another configuration or model "
-                             "(only steps may differ, to extend a run)")
+        if m["done"] * config.thin > config.max_steps:
+            raise InputError(f"resume: the checkpoint already holds {m['done']} draws per chain; steps and max_steps "
+                             f"must be at least {m['done'] * config.thin}, got max_steps={config.max_steps}")
         if m["done"] > config.draws:
-            raise InputError(f"resume: the checkpoint already holds {m['done']} draws; steps must be at least "
-                             f"{m['done'] * config.thin}, got {config.steps}")
+            config = config.replace(steps=m["done"] * config.thin)  # a finished longer run: read it back
+            traces = np.zeros((config.chains, config.draws, n_traced))
         like = dict(states=states, keys=keys, mom=mom,
                     traces=np.zeros((config.chains, old["steps"] // config.thin, n_traced)),
                     fsums=np.zeros((m["n_blocks"], config.chains, Q)), fcounts=np.zeros((m["n_blocks"],)))
@@ -347,6 +297,8 @@ def _summarise(problem, spec, config, mom, traces, acceptance, run_time, fsums, 
     gen, acc, _ = metrics(f_mean, f_var, problem.y_test)
     y_test = np.asarray(problem.y_test)
     _, acc_se = diagnostics.jackknife_mcse(fsums, fcounts, lambda f: np.mean(np.sign(f) == y_test))
+    if getattr(problem, "task", "classification") != "classification":
+        acc, acc_se = math.nan, math.nan  # regression targets: no accuracy
     gen_entry = diag.get("test_mse")
     gen_se = float(np.asarray(gen_entry["mcse"])) if gen_entry is not None else float("nan")
     steps = config.chains * (config.burnin + config.steps)
@@ -356,4 +308,10 @@ def _summarise(problem, spec, config, mom, traces, acceptance, run_time, fsums, 
         rhat_max=float(diag.get("rhat_max", np.nan)), ess_min=float(diag.get("ess_min", np.nan)),
         steps_per_second=steps / run_time if run_time > 0 else math.inf, diagnostics=diag, config=config,
         spec=spec, acceptance_rate=acceptance, test_accuracy_mcse=acc_se, generalization_error_mcse=gen_se,
+        traces=traces, trace_names=names, run_time=run_time, grad_evals_per_step=_grad_evals(config),
     )
+
+
+def _grad_evals(config):
+    """Gradient evaluations per transition (Gibbs: none; it solves each block's conditional exactly)."""
+    return 0.0 if config.sampler == "gibbs" else 1.0

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 
 import jax
@@ -37,7 +38,9 @@ import numpy as np
 import optax
 
 # float64: importing smtheory (below) runs smtheory._jax, which enables jax_enable_x64
-from smtheory._validate import InputError, positive_float, positive_int
+from smtheory._validate import (DEFAULT_MEMORY_BUDGET, InputError, check_memory, non_negative_int, positive_float,
+                                positive_int)
+from smtheory._validate import seed as check_seed
 from smtheory.attention import AttentionLayer
 from smtheory.network import forward, sampled_order_parameters
 
@@ -45,7 +48,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "init_params", "attention", "model_output",
            "loss_fn", "accuracy", "network_weights", "attention_layers", "make_task", "sample_data",
-           "load_model", "head_mask_gradient", "effective_u1"]
+           "load_model", "head_mask_gradient", "effective_u1", "check_data_memory"]
 
 TASKS = ("digits", "markov")
 
@@ -125,9 +128,7 @@ class TrainConfig:
         if self.batch_size < 2:
             raise InputError(f"batch_size must be at least 2 (balanced classes), got {self.batch_size}")
         self.learning_rate = positive_float("learning_rate", self.learning_rate)
-        if isinstance(self.seed, (bool, np.bool_)) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
-        self.seed = int(self.seed)
+        self.seed = check_seed("seed", self.seed)
         self.log_every = positive_int("log_every", self.log_every)
         self.checkpoint_every = positive_int("checkpoint_every", self.checkpoint_every)
         self.eval_size = positive_int("eval_size", self.eval_size)
@@ -221,7 +222,8 @@ def sample_data(task, n, split="train", seed=0):
     """
     from smtheory.tasks.markov import MarkovTask
 
-    n = positive_int("n", n)
+    n = check_data_memory(task, n, split)
+    seed = non_negative_int("seed", seed)
     if isinstance(task, MarkovTask):
         offsets = {"train": 0, "val": 1, "test": 2, "ood": 3}
         if split not in offsets:
@@ -234,6 +236,18 @@ def sample_data(task, n, split="train", seed=0):
         perm = rng.permutation(n)
         return x[perm], y[perm]
     return task.sample(n, split=split, seed=seed)
+
+
+def check_data_memory(task, n, split="train", budget=DEFAULT_MEMORY_BUDGET):
+    """Refuse, before generating anything, ``n`` sequences whose arrays would exceed ``budget`` bytes.
+
+    Returns ``n`` as a validated positive int; the message gives the estimate.
+    """
+    n = positive_int("n", n)
+    n0, n_tokens = _input_shape(task)
+    check_memory(f"{n} sequences of the {split!r} split ([{n}, {n0}, {n_tokens}] float64, with temporaries)",
+                 3 * 8 * n * n0 * n_tokens, budget, hint="ask for fewer sequences (--n-test, --n-train, --n-val)")
+    return n
 
 
 def _input_shape(task):
@@ -378,12 +392,20 @@ def _evaluate(params, x, y, readout):
     return float(np.mean((f - y) ** 2)), float(np.mean(np.sign(f) == y))
 
 
-def _read_metadata(path):
+def _read_metadata(path, what="checkpoint"):
+    """The metadata of a training checkpoint; a foreign, text or damaged file is refused by name."""
+    from smtheory.io import check_npz
+
+    check_npz(path, what, "smtheory train (sims.training.train)")
     try:
         with np.load(path, allow_pickle=False) as z:
-            return json.loads(str(z["__header__"][()]))["metadata"]
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"cannot read the training checkpoint {path!r}: {type(exc).__name__}: {exc}") from None
+            meta = json.loads(str(z["__header__"][()]))["metadata"]
+    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{what}: {path!r} is not a checkpoint written by smtheory train (sims.training.train) "
+                         f"(no readable header: {type(exc).__name__})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{what}: {path!r} is not a checkpoint written by smtheory train (sims.training.train)")
+    return meta
 
 
 def train(config, checkpoint=None, resume=False, progress=None):
@@ -425,6 +447,9 @@ def train(config, checkpoint=None, resume=False, progress=None):
     start = 0
     if resume and os.path.exists(checkpoint):
         meta = _read_metadata(checkpoint)
+        if meta.get("kind") != "sims.training" or not isinstance(meta.get("config"), dict):
+            raise InputError(f"checkpoint: {checkpoint!r} is not a checkpoint written by smtheory train "
+                             "(sims.training.train)")
         saved = TrainConfig.from_dict(meta["config"])
         mine = config.to_dict()
         theirs = saved.to_dict()
@@ -499,10 +524,11 @@ def load_model(path):
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise InputError(f"--model / path {path!r} does not exist")
-    meta = _read_metadata(path)
+        raise InputError(f"--model: {path!r} does not exist (no such file)")
+    meta = _read_metadata(path, "--model")
     if meta.get("kind") != "sims.training":
-        raise InputError(f"{path!r} is not a checkpoint written by sims.training.train")
+        raise InputError(f"--model: {path!r} is not a checkpoint written by smtheory train (sims.training.train)"
+                         + (" (it is a sampling checkpoint)" if "fingerprint" in meta or "done" in meta else ""))
     config = TrainConfig.from_dict(meta["config"])
     params = init_params(config, meta["n0"])
     opt_state = optax.adam(config.learning_rate).init(params)

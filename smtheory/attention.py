@@ -187,34 +187,73 @@ class AttentionLayer:
     def scores(self, x):
         return w_scores(x, self.W) if self.style == "w" else qk_scores(x, self.Q, self.K)
 
-    def __call__(self, x):
-        """Attention (mixing) matrices ``Ω^{ℓ,h}(x)`` as ``[P, H, key, query]``."""
-        if self.rule in NONLINEARITIES and not self.rule_options:
-            s = self.scores(x)
-            return softmax_keys(s) if self.rule == "softmax" else hardmax_keys(s)
-        from .mixing import mixing_matrices
+    def __call__(self, x, name="x"):
+        """Attention (mixing) matrices ``Ω^{ℓ,h}(x)`` as ``[P, H, key, query]``.
 
-        return mixing_matrices(x, self)
+        ``name`` is what ``x`` is called in the error raised when the input is so large that the
+        scores overflow float64 (:class:`InputError`, naming the input and this layer).
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            if self.rule in NONLINEARITIES and not self.rule_options:
+                s = self.scores(x)
+                omega = softmax_keys(s) if self.rule == "softmax" else hardmax_keys(s)
+            else:
+                from .mixing import mixing_matrices
+
+                omega = mixing_matrices(x, self)
+        if not np.all(np.isfinite(omega)):
+            big = float(np.max(np.abs(x)))
+            raise InputError(f"{name} overflowed in the attention scores of {self.name} (largest |{name}| entry "
+                             f"{big:.3g}; the scores are quadratic in the input and left the float64 range); "
+                             f"rescale {name} (entries of order 1 are expected)")
+        return omega
 
 
-def attention_matrices(x, layers):
+def check_layers(layers):
+    """``layers`` as a list of :class:`AttentionLayer`, or an :class:`InputError` saying what is wrong."""
+    expected = "layers must be a non-empty sequence of AttentionLayer"
+    if isinstance(layers, AttentionLayer):
+        raise InputError(f"{expected}, got one AttentionLayer (write [layer])")
+    if isinstance(layers, (str, bytes, np.ndarray, dict)) or not hasattr(layers, "__len__"):
+        raise InputError(f"{expected}, got {type(layers).__name__}")
+    layers = list(layers)
+    if not layers:
+        raise InputError(f"{expected}, got an empty sequence")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, AttentionLayer):
+            raise InputError(f"{expected}: layers[{i}] is a {type(layer).__name__} (wrap weights as "
+                             "AttentionLayer(W=...) or AttentionLayer(Q=..., K=...))")
+    return layers
+
+
+def attention_matrices(x, layers, name="x"):
     """Attention matrices of every layer from the bare input.
 
     Parameters
     ----------
     x : array [P, N0, T]
     layers : sequence of :class:`AttentionLayer`
+    name : str
+        What ``x`` is called in error messages (``"x_train"``, ``"x_test"``).
 
     Returns
     -------
     list of arrays [P, H_ℓ, T, T]
+
+    Raises
+    ------
+    InputError
+        If ``layers`` is not a non-empty sequence of :class:`AttentionLayer`, a layer's input width
+        differs from ``x``'s, or ``x`` is so large that the attention scores overflow (the message
+        names ``name`` and the layer).
     """
-    x = finite_array("x", x, ndim=3)
+    x = finite_array(name, x, ndim=3)
+    layers = check_layers(layers)
     out = []
     for i, layer in enumerate(layers):
         if layer.input_dim != x.shape[1]:
             raise InputError(
-                f"attention layer {i + 1} expects input width N0 = {layer.input_dim}, but x has N0 = {x.shape[1]}"
+                f"attention layer {i + 1} expects input width N0 = {layer.input_dim}, but {name} has N0 = {x.shape[1]}"
             )
-        out.append(layer(x))
+        out.append(layer(x, name))
     return out

@@ -7,14 +7,14 @@ and, per attention layer ℓ = 1, 2, ..., either ``w_layerℓ`` [H_ℓ, N0, N0] 
 """
 from __future__ import annotations
 
-import os
 import re
 import zipfile
 
 import numpy as np
 
-from ._validate import DEFAULT_MEMORY_BUDGET, InputError, check_memory, finite_array
+from ._validate import DEFAULT_MEMORY_BUDGET, InputError, check_memory, finite_array, labels
 from .attention import AttentionLayer
+from .io import check_npz
 from .problem import KernelProblem
 
 
@@ -26,20 +26,21 @@ def load_npz(path, readout="last", memory_budget=DEFAULT_MEMORY_BUDGET):
     problem : KernelProblem
     heads : tuple of int
     """
-    if not os.path.isfile(path):
-        raise InputError(f"--data: no such file {path!r}")
+    check_npz(path, "--data", "numpy.savez (arrays x_train, y_train, x_test, y_test, w_layer1, ...)")
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise InputError(f"--data: {path!r} is not a readable .npz file ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        kind = "object arrays need pickle, which is not loaded" if "pickle" in str(exc) else type(exc).__name__
+        raise InputError(f"--data: {path!r} is not an .npz archive of plain arrays written by numpy.savez "
+                         f"(damaged, or {kind})") from None
     for key in ("x_train", "y_train", "x_test", "y_test"):
         if key not in arrays:
             raise InputError(f"--data: {path!r} has no array {key!r} (found: {', '.join(sorted(arrays)) or 'none'})")
     x_train = finite_array("x_train", arrays["x_train"], ndim=3)
-    y_train = finite_array("y_train", arrays["y_train"], ndim=1)
+    y_train = labels("y_train", arrays["y_train"])
     x_test = finite_array("x_test", arrays["x_test"], ndim=3)
-    y_test = finite_array("y_test", arrays["y_test"], ndim=1)
+    y_test = labels("y_test", arrays["y_test"])
     P, N0, T = x_train.shape
     if y_train.shape[0] != P:
         raise InputError(f"y_train must have {P} labels (one per x_train example), got {y_train.shape[0]}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, positive_float, positive_int
+from ._validate import InputError, positive_float, positive_int, width
 
 READOUTS = ("last", "first", "mean")
 
@@ -26,7 +26,8 @@ class ModelSpec:
         Heads per attention layer, ``(H_1, ..., H_L)``.
     widths : int or sequence of int
         Either one width ``N`` used for every layer, or ``L + 1`` widths
-        ``(N_1, ..., N_L, N_a)`` (``N_{L+1} = N_a`` is the width seen by the readout).
+        ``(N_1, ..., N_L, N_a)`` (``N_{L+1} = N_a`` is the width seen by the readout).  Each at
+        most :data:`smtheory._validate.MAX_WIDTH` (10**7; use the GP limit for N → ∞).
     variances : sequence of float, optional
         Prior variances ``(σ0², σ1², ..., σL², σa²)`` (``L + 2`` numbers). Default all 1.
     temperature : float
@@ -55,17 +56,21 @@ class ModelSpec:
         L = len(heads)
 
         widths = self.widths
-        if isinstance(widths, (int, np.integer, float)):
-            widths = (positive_int("widths", widths),) * (L + 1)
+        if isinstance(widths, (int, np.integer, float, np.floating, bool, np.bool_, str, bytes)):
+            widths = (width("widths", widths),) * (L + 1)
         else:
-            widths = tuple(widths)
+            try:
+                widths = tuple(widths)
+            except TypeError:
+                raise InputError(f"widths must be one N or L + 1 = {L + 1} positive integers, got {self.widths!r}") \
+                    from None
             if len(widths) == 1:
                 widths = widths * (L + 1)
             if len(widths) != L + 1:
                 raise InputError(
                     f"widths must be one N or L + 1 = {L + 1} values (N_1..N_L, N_a), got {len(widths)}"
                 )
-            widths = tuple(positive_int(f"widths[{i}]", w) for i, w in enumerate(widths))
+            widths = tuple(width(f"widths[{i}]", w) for i, w in enumerate(widths))
 
         variances = self.variances
         if variances is None:
@@ -73,6 +78,8 @@ class ModelSpec:
         else:
             if isinstance(variances, (int, float, np.number)):
                 variances = (variances,) * (L + 2)
+            if isinstance(variances, (str, bytes)) or not hasattr(variances, "__iter__"):
+                raise InputError(f"variances must be L + 2 = {L + 2} positive numbers, got {variances!r}")
             variances = tuple(variances)
             if len(variances) != L + 2:
                 raise InputError(

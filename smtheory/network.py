@@ -214,6 +214,19 @@ def _effective(Vs, a, widths, xp):
     return out[::-1]
 
 
+def partial_effective_weights(Vs, a, widths, xp=jnp):
+    """Partial effective weights from raw, unvalidated arrays (THEORY §2); for samplers.
+
+    The same list as :func:`effective_weights` (element 0 is ``w_π``, ``[D, N1]``), computed
+    from ``Vs`` (list of ``[H_ℓ, N_{ℓ+1}, N_ℓ]``), ``a`` (``[N_a]``) and
+    ``widths = (N_1, ..., N_L, N_a)`` in the array namespace ``xp`` (``numpy`` or
+    ``jax.numpy``), without input checks, so that it can be traced by ``jax.jit`` /
+    ``jax.grad``.  Cost: ``Σ_ℓ D_ℓ N_ℓ N_{ℓ+1}`` multiply-adds (a chain of matrix-vector
+    products).
+    """
+    return _effective(Vs, a, widths, xp)
+
+
 def effective_weights(weights):
     """Partial effective weights of every layer (THEORY §2).
 

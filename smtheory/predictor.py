@@ -9,6 +9,10 @@ With ``K``, ``k*``, ``k**`` built from ``U_1``:
 - Gaussian accuracy ``mean(½ erfc(−y⟨f⟩ / √(2⟨δf²⟩)))``;
 - kernel–task alignment ``|φ_k · Y| / √P`` for the top principal components of the train kernel.
 
+The two accuracies are defined for classification problems (every target ±1; see
+:attr:`smtheory.problem.KernelProblem.task`); for regression targets they are NaN (``null`` in
+JSON) and the generalisation error is the result.
+
 Test inputs are processed in chunks, so memory stays ``O(P² + chunk·P)``.
 """
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 
-from ._validate import InputError, finite_array, positive_float
+from ._validate import CLASSIFICATION, REGRESSION, InputError, finite_array, label_task, positive_float
 from .kernels import kernel_diagonal, renormalized_kernel, subnetwork_gp_u
 from .model import ModelSpec
 from .problem import KernelProblem
@@ -27,24 +31,46 @@ from .problem import KernelProblem
 
 @dataclass
 class PredictorStats:
-    """Predictor statistics on a test set."""
+    """Predictor statistics on a test set.
+
+    ``accuracy`` and ``gaussian_accuracy`` are NaN for a regression problem (``task ==
+    "regression"``); :meth:`to_dict` writes them as ``None``.
+    """
 
     mean: np.ndarray
     variance: np.ndarray
     generalization_error: float
     accuracy: float
     gaussian_accuracy: float
+    task: str = CLASSIFICATION
 
     def to_dict(self):
-        return dict(generalization_error=self.generalization_error, accuracy=self.accuracy,
-                    gaussian_accuracy=self.gaussian_accuracy)
+        def num(v):
+            return float(v) if np.isfinite(v) else None
+
+        return dict(generalization_error=num(self.generalization_error), accuracy=num(self.accuracy),
+                    gaussian_accuracy=num(self.gaussian_accuracy), task=self.task)
+
+
+#: Relative tolerance of the symmetry and positive-semi-definiteness checks of U_1.
+U1_TOLERANCE = 1e-8
 
 
 def _as_u1(U1, D):
+    """``U1`` validated: finite, D × D, symmetric and positive semi-definite (within a relative tolerance)."""
     U1 = finite_array("U1", U1, ndim=2)
     if U1.shape != (D, D):
         raise InputError(f"U1 must be {D}x{D}, got {U1.shape}")
-    return 0.5 * (U1 + U1.T)
+    scale = max(float(np.max(np.abs(U1))), np.finfo(float).tiny)
+    asym = float(np.max(np.abs(U1 - U1.T)))
+    if asym > U1_TOLERANCE * scale:
+        raise InputError(f"U1 must be symmetric: max |U1 - U1^T| = {asym:.3g} (relative {asym / scale:.3g})")
+    U1 = 0.5 * (U1 + U1.T)
+    low = float(np.linalg.eigvalsh(U1)[0])
+    if low < -U1_TOLERANCE * scale * D:
+        raise InputError(f"U1 must be positive semi-definite (an order parameter <w w^T>/N): its smallest "
+                         f"eigenvalue is {low:.3g}")
+    return U1
 
 
 def predictor_moments(xi_train, y_train, xi_test, U1, temperature, chunk=2048):
@@ -68,7 +94,12 @@ def predictor_moments(xi_train, y_train, xi_test, U1, temperature, chunk=2048):
     P, D, _ = xi_train.shape
     U1 = _as_u1(U1, D)
     K = np.asarray(renormalized_kernel(xi_train, U1))
-    cf = scipy.linalg.cho_factor(K + temperature * np.eye(P), lower=True)
+    try:
+        cf = scipy.linalg.cho_factor(K + temperature * np.eye(P), lower=True)
+    except np.linalg.LinAlgError:
+        raise InputError(f"K + T I is not numerically positive definite (T = {temperature:.3g}, largest kernel "
+                         f"entry {float(np.max(np.abs(K))):.3g}): increase the temperature or rescale the "
+                         "inputs") from None
     alpha = scipy.linalg.cho_solve(cf, y_train)
     Q = xi_test.shape[0]
     mean = np.empty(Q)
@@ -83,12 +114,33 @@ def predictor_moments(xi_train, y_train, xi_test, U1, temperature, chunk=2048):
     return mean, np.maximum(var, 0.0)
 
 
-def metrics(mean, variance, y):
-    """Generalisation error, mean-predictor accuracy and Gaussian accuracy (THEORY §3)."""
+def metrics(mean, variance, y, task=None):
+    """Generalisation error, mean-predictor accuracy and Gaussian accuracy (THEORY §3).
+
+    Parameters
+    ----------
+    mean, variance : arrays [Q]
+        Predictor mean and variance on the test inputs.
+    y : array [Q]
+        Test targets.
+    task : {"classification", "regression"}, optional
+        Default: classification if every target is ±1, else regression (0/1 labels are refused,
+        see :func:`smtheory._validate.label_task`).
+
+    Returns
+    -------
+    gen, acc, gauss : float
+        ``acc`` and ``gauss`` are NaN for regression (accuracy is not defined for real targets).
+    """
     mean = np.asarray(mean)
     variance = np.asarray(variance)
     y = np.asarray(y)
     gen = float(np.mean((mean - y) ** 2) + np.mean(variance))
+    task = label_task("y_test", y) if task is None else task
+    if task == REGRESSION:
+        return gen, float("nan"), float("nan")
+    if task != CLASSIFICATION:
+        raise InputError(f"task must be 'classification' or 'regression', got {task!r}")
     acc = float(np.mean(np.sign(mean) == y))
     with np.errstate(divide="ignore", invalid="ignore"):
         z = -y * mean / np.sqrt(2.0 * variance)
@@ -114,6 +166,13 @@ def predictor_statistics(problem: KernelProblem, spec: ModelSpec, U1=None, *, gp
     Returns
     -------
     PredictorStats
+        Accuracies are NaN for a regression problem (``problem.task == "regression"``).
+
+    Raises
+    ------
+    InputError
+        ``U1`` not finite, of the wrong size, not symmetric or not positive semi-definite (it is
+        checked before any linear algebra), or the problem has no test set.
     """
     if gp:
         paths = range(spec.n_paths) if subnetwork is None else subnetwork
@@ -123,8 +182,9 @@ def predictor_statistics(problem: KernelProblem, spec: ModelSpec, U1=None, *, gp
     xi_tr = problem.scaled_train(spec)
     xi_te = problem.scaled_test(spec)
     mean, var = predictor_moments(xi_tr, problem.y_train, xi_te, U1, spec.temperature)
-    gen, acc, gacc = metrics(mean, var, problem.y_test)
-    return PredictorStats(mean, var, gen, acc, gacc)
+    task = problem.task
+    gen, acc, gacc = metrics(mean, var, problem.y_test, task)
+    return PredictorStats(mean, var, gen, acc, gacc, task)
 
 
 def kernel_task_alignment(xi_train, y_train, U1, top=30):

@@ -477,6 +477,9 @@ def continuation(problem: KernelProblem, spec: ModelSpec, *, widths=None, temper
     """
     if (widths is None) == (temperatures is None):
         raise InputError("give exactly one of widths or temperatures")
+    for name, grid in (("widths", widths), ("temperatures", temperatures)):
+        if grid is not None and (isinstance(grid, (str, bytes, dict)) or not hasattr(grid, "__len__")):
+            raise InputError(f"{name} must be a sequence (e.g. [10, 100]), got {type(grid).__name__}")
     if widths is not None:
         if len(widths) == 0:
             raise InputError("widths must not be empty")

@@ -63,9 +63,9 @@ def test_all_samplers_and_nuts_agree_within_monte_carlo_error():
         warnings.simplefilter("ignore")
         runs["gibbs"] = sample(prob, spec, SampleConfig("gibbs", chains=4, steps=20000, burnin=500, chunk=5000),
                                progress=False)
-        runs["mala"] = sample(prob, spec, SampleConfig("mala", chains=4, steps=60000, burnin=5000, step_size=0.02,
+        runs["mala"] = sample(prob, spec, SampleConfig("full-mala", chains=4, steps=60000, burnin=5000, step_size=0.02,
                                                        thin=5, chunk=4000), progress=False)
-        runs["langevin"] = sample(prob, spec, SampleConfig("langevin", chains=4, steps=60000, burnin=5000,
+        runs["langevin"] = sample(prob, spec, SampleConfig("full-langevin", chains=4, steps=60000, burnin=5000,
                                                            step_size=0.002, thin=5, chunk=4000), progress=False)
     U_nuts, f_nuts, obs = _nuts(post, prob)
     se_nuts = np.asarray(jnp.std(obs["U1"], 0)) / np.sqrt(500)  # conservative ESS guess for NUTS
@@ -84,7 +84,7 @@ def test_gibbs_and_mala_agree_on_a_tiny_network():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         g = sample(prob, spec, SampleConfig("gibbs", chains=4, steps=4000, burnin=200, chunk=2000), progress=False)
-        m = sample(prob, spec, SampleConfig("mala", chains=4, steps=20000, burnin=2000, step_size=0.05, thin=5,
+        m = sample(prob, spec, SampleConfig("full-mala", chains=4, steps=20000, burnin=2000, step_size=0.05, thin=5,
                                             chunk=2000), progress=False)
     assert g.rhat_max < 1.02 and m.rhat_max < 1.05
     tol = 4 * np.sqrt(g.U1_mcse**2 + m.U1_mcse**2) + 1e-3

@@ -32,6 +32,18 @@ def cmd_attention_figures(args):
     from sims.posterior import make_posterior
     from validation.hypernetwork_figures import markov_metric_figure
 
+    from smtheory._validate import InputError, positive_int, seed, width
+    from smtheory.io import check_output_dir
+
+    check_output_dir(args.out, "--out")
+    for opt, check, value in (("--width", width, args.width), ("--n-train", positive_int, args.n_train),
+                              ("--seed", seed, args.seed)):
+        try:
+            check(opt, value)
+        except InputError as exc:
+            raise InputError(str(exc)) from None
+    if args.n_train % 2:
+        raise InputError(f"--n-train must be even (balanced classes), got {args.n_train}")
     os.makedirs(args.out, exist_ok=True)
     res = markov_metric_figure(args.out, width=args.width, n_train=args.n_train, seed=args.seed)
     print("metric figure:", ", ".join(res["paths"]), f"(saddle point converged: {res['converged']})")

@@ -45,6 +45,11 @@ def register(subparsers):
     c.add_argument("--sample-widths", type=int, nargs="+", metavar="N",
                    help="override the widths to sample (each keeps the preset's burn-in/steps for that N, or the "
                         "nearest width's)")
+    c.add_argument("--sampler", help="sampler of the sampled widths (default overlap: the exact order-parameter "
+                   "posterior; also langevin, gibbs)")
+    c.add_argument("--gibbs-widths", type=int, nargs="*", metavar="N",
+                   help="widths of the exact-Gibbs weight-space cross-check (default: the preset's, N = 10; give "
+                        "none to skip it)")
     c.add_argument("--burnin", type=int, help="override the burn-in sweeps of every sampled width")
     c.add_argument("--steps", type=int, help="override the (initial) recorded sweeps of every sampled width")
     c.add_argument("--widths", type=int, nargs="+", metavar="N", help="override the theory grid of widths")
@@ -72,6 +77,12 @@ def _override(config, args):
         rows = changes.get("sampling", config.sampling)
         changes["sampling"] = tuple((n, b if args.burnin is None else args.burnin, s if args.steps is None else args.steps)
                                     for n, b, s in rows)
+    if getattr(args, "gibbs_widths", None) is not None:
+        plan = {n: (b, st) for n, b, st in config.gibbs_check}
+        near = lambda n: plan[min(plan, key=lambda m: abs(m - n))] if plan else (1000, 4000)  # noqa: E731
+        changes["gibbs_check"] = tuple((n, *plan.get(n, near(n))) for n in args.gibbs_widths)
+    if getattr(args, "sampler", None) is not None:
+        changes["sampler"] = args.sampler
     for opt, field in (("widths", "widths"), ("n_train", "n_train"), ("n_test", "n_test")):
         if getattr(args, opt, None) is not None:
             changes[field] = tuple(getattr(args, opt)) if opt == "widths" else getattr(args, opt)
@@ -85,39 +96,113 @@ def _override(config, args):
 
 
 def _run(configs, args, title):
+    from smtheory._validate import positive_int
+    from smtheory.io import check_output_dir, lock_folder
+
     from .markov import run_experiments
     from .markov_report import write_report
 
+    check_output_dir(args.out, "--out")
+    positive_int("--workers", args.workers)
     t0 = time.perf_counter()
     progress = not args.quiet
-    results = run_experiments([configs[p] for p in args.paths], args.out, workers=args.workers, progress=progress)
-    report = write_report(results, args.out, title=title)
+    with lock_folder(args.out, "--out"):
+        results = run_experiments([configs[p] for p in args.paths], args.out, workers=args.workers,
+                                  progress=progress)
+        report = write_report(results, args.out, title=title)
+        fs_unconverged = _finite_size(args, report, progress)
     unconverged = [f"{r['name']} N={w}" for r in results for w, s in r["samples"].items() if not s["converged"]]
+    unconverged += [f"{r['name']} Gibbs N={w}" for r in results for w, s in r.get("gibbs", {}).items()
+                    if not s["converged"]]
     unconverged += [f"{r['name']} theory N={row['width']}" for r in results for row in r["theory"] if not row["converged"]]
     for r in results:
         for w, c in r["comparison"].items():
             print(f"{r['name']} N={w}: accuracy theory {c['accuracy']['theory']:.3f} sampled "
-                  f"{c['accuracy']['sampled']:.3f} ± {c['accuracy']['mcse']:.3f} (z {c['accuracy']['z']:.1f}); "
+                  f"{c['accuracy']['sampled']:.3f} ± {_num(c['accuracy']['mcse'], '.3f')} "
+                  f"(z {_num(c['accuracy']['z'], '.1f')}); "
                   f"gen. error theory {c['generalization_error']['theory']:.4f} sampled "
-                  f"{c['generalization_error']['sampled']:.4f} ± {c['generalization_error']['mcse']:.4f} "
-                  f"(z {c['generalization_error']['z']:.1f}); max z U_1 {c['max_abs_z_U1']:.1f}")
+                  f"{c['generalization_error']['sampled']:.4f} ± {_num(c['generalization_error']['mcse'], '.4f')} "
+                  f"(z {_num(c['generalization_error']['z'], '.1f')}); max z U_1 {_num(c['max_abs_z_U1'], '.1f')}")
     print(f"report: {report}  ({time.perf_counter() - t0:.0f} s)")
+    unconverged += fs_unconverged
     if unconverged:
         print("smtheory: warning: not converged (flagged in the report): " + ", ".join(unconverged), file=sys.stderr)
         return 3
     return 0
 
 
+def _finite_size(args, report, progress):
+    """The finite-size-scaling study (docs/theory.md §8.4) appended to the report; returns flagged points."""
+    fs = getattr(args, "finite_size", None)
+    if fs is None:
+        return []
+    from .finite_size import run_finite_size
+    from .finite_size_report import section_markdown, write_report as write_fs
+
+    out = os.path.join(args.out, "finite_size")
+    res = run_finite_size(fs, out, progress=progress, workers=args.workers)
+    paths = write_fs(res, out)
+    fig = os.path.join("finite_size", os.path.basename(paths["figures"][0])) if paths["figures"] else None
+    with open(report, "a") as f:
+        f.write("\n" + section_markdown(res, figure=fig) + "\n")
+    for a, fit in sorted(res["fits"]["alpha"].items()):
+        print(f"finite size, alpha = {a}: {_fit_text(fit)}")
+    print(f"finite size, fixed P: {_fit_text(res['fits']['fixed'])}")
+    return [f"finite-size point {p['N']},{p['P']},{p['seed']}" for p in res["points"]
+            if p.get("status") not in ("ok", None)]
+
+
+def _fit_text(fit):
+    if not isinstance(fit, dict):
+        return "n/a"
+    parts = []
+    for q, f in fit.items():
+        if isinstance(f, dict) and f.get("gamma") is not None:
+            lo, hi = f["ci"] if f.get("ci") else (None, None)
+            parts.append(f"{q} ~ N^-{_num(f['gamma'], '.2f')} [{_num(lo, '.2f')}, {_num(hi, '.2f')}]")
+    return "; ".join(parts) or "n/a"
+
+
+def _num(v, spec):
+    """A z-score or MCSE for the summary line; ``None``/NaN/inf (an MCSE below resolution) as ``n/a``."""
+    import math
+
+    return format(v, spec) if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
+
+
 def cmd_demo(args):
+    from .finite_size import DEMO_FS
     from .markov import DEMO
 
+    args.finite_size = DEMO_FS
     return _run(DEMO, args, "smtheory demo: theory versus sampling on the hidden-Markov task")
+
+
+def _check_compare_options(args):
+    """Bounds of the ``compare`` overrides, checked before any work (errors name the option)."""
+    from smtheory._validate import positive_int, seed, width
+
+    for opt in ("widths", "sample_widths"):
+        for n in getattr(args, opt) or ():
+            width(f"--{opt.replace('_', '-')}", n)
+    for opt in ("burnin", "steps", "chains", "n_train", "n_test"):
+        v = getattr(args, opt)
+        if v is not None and not (opt == "burnin" and v == 0):
+            positive_int(f"--{opt.replace('_', '-')}", v)
+    if args.seed is not None:
+        seed("--seed", args.seed)
 
 
 def cmd_compare(args):
     from .markov import DEMO, FULL
 
+    _check_compare_options(args)
+
     presets = FULL if args.full else DEMO
     configs = {p: _override(presets[p], args) for p in args.paths}
+    if args.full:
+        from .finite_size import FULL_FS
+
+        args.finite_size = FULL_FS
     scale = "paper scale (--full)" if args.full else "demo scale"
     return _run(configs, args, f"Theory versus sampling on the hidden-Markov task, {scale}")

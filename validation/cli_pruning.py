@@ -54,19 +54,44 @@ def register(subparsers):
 
 
 def cmd_train(args):
-    from sims.training import TrainConfig, TrainingDiverged, accuracy, make_task, sample_data, train
-    from smtheory.io import git_commit, versions, write_json_atomic
-    from validation.pruning import plot_training_curve
+    from sims.training import TrainConfig, check_data_memory, make_task
+    from smtheory.io import check_output_dir, lock_folder
 
     if args.n_test < 2 or args.n_test % 2:
         raise InputError(f"--n-test must be an even number >= 2, got {args.n_test}")
-    config = TrainConfig(task=args.task, heads=tuple(args.heads), width=args.width, qk_dim=args.qk_dim,
-                         steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
-                         log_every=args.log_every)
-    os.makedirs(args.out, exist_ok=True)
+    check_output_dir(args.out, "--out")
+    config = _train_config(TrainConfig, args)
     ckpt = os.path.join(args.out, "model.npz")
     if os.path.exists(ckpt) and not args.resume:
         raise InputError(f"--out: {ckpt} exists; use --resume to continue it or choose another folder")
+    if os.path.isdir(ckpt):
+        raise InputError(f"--out: {ckpt!r} is a folder; the checkpoint must be a file")
+    try:
+        check_data_memory(make_task(config), args.n_test, "test")
+    except InputError as exc:
+        raise InputError(f"--n-test: {exc}") from None
+    with lock_folder(args.out, "--out"):
+        return _train(args, config, ckpt)
+
+
+def _train_config(TrainConfig, args):
+    """The TrainConfig of the options; its errors name the option."""
+    try:
+        return TrainConfig(task=args.task, heads=tuple(args.heads), width=args.width, qk_dim=args.qk_dim,
+                           steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
+                           log_every=args.log_every)
+    except InputError as exc:
+        text = str(exc)
+        flags = dict(learning_rate="--lr", batch_size="--batch-size", qk_dim="--qk-dim", log_every="--log-every",
+                     heads="--heads", width="--width", steps="--steps", seed="--seed")
+        flag = next((f for k, f in flags.items() if text.startswith(k)), None)
+        raise InputError(f"{flag}: {text}" if flag else text) from None
+
+
+def _train(args, config, ckpt):
+    from sims.training import TrainingDiverged, accuracy, make_task, sample_data, train
+    from smtheory.io import git_commit, versions, write_json_atomic
+    from validation.pruning import plot_training_curve
 
     def progress(step, tl, vl, va):
         if step % (10 * config.log_every) == 0 or step == config.steps:
@@ -101,17 +126,34 @@ def cmd_train(args):
 
 
 def cmd_prune(args):
-    from sims.training import load_model
-    from validation.pruning import PruningConfig, run_pruning, write_outputs
+    import sys
 
-    model = load_model(args.model)
-    config = PruningConfig(width=args.width, temperatures=tuple(args.temperatures), n_train=args.n_train,
-                           n_val=args.n_val, n_test=args.n_test, permutations=args.permutations, seed=args.seed)
+    from sims.training import check_data_memory, load_model, make_task
+    from smtheory.io import check_output_dir, lock_folder
+    from validation.pruning import NoConvergedTheory, PruningConfig, run_pruning, write_outputs
+
+    check_output_dir(args.out, "--out")
     try:
-        res = run_pruning(model, config)
-    except RuntimeError as exc:
-        print(f"smtheory: error: {exc}")
-        return 3
-    paths = write_outputs(res, args.out)
+        config = PruningConfig(width=args.width, temperatures=tuple(args.temperatures), n_train=args.n_train,
+                               n_val=args.n_val, n_test=args.n_test, permutations=args.permutations, seed=args.seed)
+    except InputError as exc:
+        text = str(exc)
+        names = ("n_train", "n_val", "n_test", "permutations", "temperatures", "width", "seed")
+        flag = next((f"--{k.replace('_', '-')}" for k in names if text.startswith(k)), None)
+        raise InputError(f"{flag}: {text}" if flag else text) from None
+    model = load_model(args.model)
+    task = make_task(model.config)
+    for opt, n in (("--n-train", config.n_train), ("--n-val", config.n_val), ("--n-test", config.n_test)):
+        try:
+            check_data_memory(task, n)
+        except InputError as exc:
+            raise InputError(f"{opt}: {exc}") from None
+    with lock_folder(args.out, "--out"):
+        try:
+            res = run_pruning(model, config)
+        except NoConvergedTheory as exc:
+            print(f"smtheory: warning: {exc}", file=sys.stderr)
+            return 3
+        paths = write_outputs(res, args.out)
     print("wrote " + ", ".join(paths))
     return 0

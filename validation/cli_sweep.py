@@ -31,7 +31,8 @@ def register(subparsers):
     s.add_argument("--out", metavar="DIR", default=None,
                    help="output folder (default: smtheory-sweep-<name from the config>)")
     s.add_argument("--resume", action="store_true",
-                   help="reuse an existing output folder: finished tasks are skipped")
+                   help="reuse an existing output folder: finished tasks are skipped (the folder is locked while a "
+                        "sweep runs; a second sweep on it exits with status 2)")
     s.add_argument("--plot", action="store_true", help="also write accuracy and U_1 figures (PNG) from the store")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)
@@ -44,8 +45,11 @@ def cmd_sweep(args):
         raise InputError(f"--workers must be a positive integer, got {args.workers}")
     if args.scheduler and args.workers != 1:
         raise InputError("--workers applies to the local cluster; the workers of --scheduler are the cluster's")
+    from smtheory.io import check_output_dir
+
     config = sweep.load_config(args.config)
     out = args.out or f"smtheory-sweep-{config.name}"
+    check_output_dir(out, "--out")
     ds = sweep.run_sweep(config, out, scheduler=args.scheduler, workers=args.workers, resume=args.resume,
                          progress=not args.quiet, config_path=os.path.abspath(args.config))
     run = store.provenance(ds)["run"]

@@ -9,12 +9,15 @@ The experiment of the paper's first figure, as one seeded, resumable driver:
    THEORY §5 (path g alone, g + d);
 3. **kernels** — the path-pair kernels, the GP and the renormalised kernels on a class-sorted subset
    of the training set, and the kernel–task alignment of the top principal components (THEORY §3);
-4. **sampling** — the weight posterior at the chosen widths with the exact Gibbs sampler
-   (:mod:`sims.gibbs`, scale moves included), 4 chains by default; a run whose R-hat exceeds the
-   target is *extended* (the same chains continue, :func:`sims.run.sample` resumed with more steps)
-   up to ``max_extensions`` times, and the result says honestly whether the target was met;
+4. **sampling** — the exact finite-N posterior of the order parameters at the chosen widths with the
+   ``overlap`` sampler (NUTS on the Wishart hierarchy, docs/theory.md §8.2; cost independent of N;
+   Rao-Blackwellised predictor §8.3), 4 chains by default, and — as the weight-space cross-check —
+   exact blocked Gibbs on all weights at the ``gibbs_check`` widths; a run whose R-hat exceeds the
+   target is *extended* (the same chains continue, :func:`sims.run.sample` doubles ``steps``) up to
+   ``max_extensions`` times, and the result says honestly whether the target was met;
 5. **comparison** — per sampled width, ``|theory − sampled|`` in units of the Monte-Carlo standard
-   error for the accuracy, the generalisation error and every entry of U_1.
+   error for the accuracy, the generalisation error and every entry of U_1; at the Gibbs widths also
+   Gibbs versus overlap (z with both MCSEs).
 
 Every stage writes its own JSON file atomically (with the configuration, seeds, versions and commit)
 into the output folder; a rerun with the same configuration skips the stages already written, and an
@@ -37,7 +40,8 @@ import numpy as np
 
 from smtheory._validate import InputError, positive_int
 
-__all__ = ["MarkovConfig", "DEMO", "FULL", "run_markov", "run_experiments", "sample_stage", "compare_width"]
+__all__ = ["MarkovConfig", "DEMO", "FULL", "run_markov", "run_experiments", "sample_stage", "compare_width",
+           "compare_samplers"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,12 @@ class MarkovConfig:
     widths : tuple of int
         Theory grid of equal widths N.
     sampling : tuple of (N, burnin, steps)
-        Widths to sample and the initial Gibbs sweeps for each (burn-in, then recorded sweeps).
+        Widths to sample with ``sampler`` and the initial transitions for each (warm-up / burn-in,
+        then recorded transitions).
+    sampler : str
+        ``"overlap"`` (default; exact order-parameter posterior), ``"langevin"`` or ``"gibbs"``.
+    gibbs_check : tuple of (N, burnin, steps)
+        Widths also sampled with exact Gibbs on all weights (the weight-space cross-check).
     chains : int
         Independent chains per width (≥ 4 for R-hat).
     sample_seed : int
@@ -81,7 +90,9 @@ class MarkovConfig:
     head_seed: int = 0
     temperature: float = 0.01
     widths: tuple = (10, 30, 50, 100, 300, 500, 1000)
-    sampling: tuple = ((10, 1000, 6000), (30, 400, 2000), (100, 200, 800))
+    sampling: tuple = tuple((n, 300, 400) for n in (10, 30, 50, 100, 300, 500, 1000))
+    sampler: str = "overlap"
+    gibbs_check: tuple = ((10, 1000, 6000),)
     chains: int = 4
     sample_seed: int = 0
     rhat_target: float = 1.01
@@ -107,19 +118,12 @@ class MarkovConfig:
         if not self.widths:
             raise InputError("widths must name at least one width")
         object.__setattr__(self, "widths", tuple(sorted({positive_int("widths", w) for w in self.widths})))
-        plan = []
-        for item in self.sampling:
-            if len(item) != 3:
-                raise InputError(f"sampling entries must be (N, burnin, steps), got {item!r}")
-            n, b, s = item
-            positive_int("sampling width N", n)
-            positive_int("sampling steps", s)
-            if not isinstance(b, (int, np.integer)) or b < 0:
-                raise InputError(f"sampling burn-in must be a non-negative integer, got {b!r}")
-            plan.append((int(n), int(b), int(s)))
-        if len({p[0] for p in plan}) != len(plan):
-            raise InputError("sampling names a width twice")
-        object.__setattr__(self, "sampling", tuple(sorted(plan)))
+        object.__setattr__(self, "sampling", _plan("sampling", self.sampling))
+        object.__setattr__(self, "gibbs_check", _plan("gibbs_check", self.gibbs_check))
+        from sims.config import SAMPLERS
+
+        if self.sampler not in SAMPLERS:
+            raise InputError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not (self.rhat_target > 1.0):
             raise InputError(f"rhat_target must be > 1, got {self.rhat_target!r}")
         if not isinstance(self.max_extensions, (int, np.integer)) or self.max_extensions < 0:
@@ -131,42 +135,71 @@ class MarkovConfig:
     def sample_widths(self):
         return tuple(p[0] for p in self.sampling)
 
-    def plan(self, width):
-        """``(burnin, steps)`` of a sampled width."""
-        for n, b, st in self.sampling:
+    @property
+    def gibbs_widths(self):
+        return tuple(p[0] for p in self.gibbs_check)
+
+    def plan(self, width, kind="sample"):
+        """``(burnin, steps)`` of a sampled width (``kind`` "sample" or "gibbs")."""
+        for n, b, st in (self.sampling if kind == "sample" else self.gibbs_check):
             if n == width:
                 return b, st
-        raise InputError(f"width {width} is not among the sampled widths {list(self.sample_widths)}")
+        widths = self.sample_widths if kind == "sample" else self.gibbs_widths
+        raise InputError(f"width {width} is not among the {kind} widths {list(widths)}")
+
+    def sampler_of(self, kind):
+        return self.sampler if kind == "sample" else "gibbs"
 
     @property
     def theory_widths(self):
         """The theory grid, with every sampled width included."""
-        return tuple(sorted(set(self.widths) | set(self.sample_widths)))
+        return tuple(sorted(set(self.widths) | set(self.sample_widths) | set(self.gibbs_widths)))
 
     def to_dict(self):
         d = dataclasses.asdict(self)
         d["widths"] = list(d["widths"])
         d["sampling"] = [list(p) for p in d["sampling"]]
+        d["gibbs_check"] = [list(p) for p in d["gibbs_check"]]
         return d
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
 
-#: ``smtheory demo``: the paper's protocol for the theory (P = 100, 1000 test sequences, all widths) and
-#: sampling at N = 10, 30, 100 for the 4-path network and N = 10, 100 for the 2-path one, sized to
-#: finish within 10 minutes on 2 CPU cores (see docs/validation.md for the measured time).
+def _plan(name, items):
+    """Validated, sorted ``(N, burnin, steps)`` triples."""
+    plan = []
+    for item in items:
+        if len(item) != 3:
+            raise InputError(f"{name} entries must be (N, burnin, steps), got {item!r}")
+        n, b, s = item
+        positive_int(f"{name} width N", n)
+        positive_int(f"{name} steps", s)
+        if not isinstance(b, (int, np.integer)) or b < 0:
+            raise InputError(f"{name} burn-in must be a non-negative integer, got {b!r}")
+        plan.append((int(n), int(b), int(s)))
+    if len({p[0] for p in plan}) != len(plan):
+        raise InputError(f"{name} names a width twice")
+    return tuple(sorted(plan))
+
+
+#: ``smtheory demo``: the paper's protocol for the theory (P = 100, 1000 test sequences, all widths),
+#: the exact order-parameter posterior (``overlap`` sampler) at every width N = 10 … 1000 of both networks,
+#: and exact Gibbs on all weights at N = 10 as the weight-space cross-check; sized to finish within
+#: 10 minutes on 2 CPU cores (see docs/validation.md for the measured time).
 DEMO = {
     4: MarkovConfig(paths=4),
-    2: MarkovConfig(paths=2, sampling=((10, 1000, 4000), (100, 200, 800))),
+    2: MarkovConfig(paths=2, gibbs_check=((10, 1000, 4000),)),
 }
 
-#: ``smtheory compare markov --full``: paper scale, every width of the grid up to 300 sampled, longer runs.
+#: ``smtheory compare markov --full``: paper scale plus N = 3000 and 10 000, longer chains, Gibbs at
+#: N = 10, 30 and 100 (about an hour on 2 cores).
+_FULL_SAMPLING = tuple((n, 1000, 4000) for n in (10, 30, 50, 100, 300, 500, 1000, 3000, 10000))
 FULL = {
-    4: MarkovConfig(paths=4, sampling=((10, 2000, 16000), (30, 1000, 6000), (50, 1000, 4000),
-                                       (100, 500, 3000), (300, 500, 2000)), max_extensions=3),
-    2: MarkovConfig(paths=2, sampling=((10, 2000, 12000), (30, 1000, 6000), (50, 1000, 4000),
-                                       (100, 500, 3000), (300, 500, 2000)), max_extensions=3),
+    4: MarkovConfig(paths=4, widths=(10, 30, 50, 100, 300, 500, 1000, 3000, 10000), sampling=_FULL_SAMPLING,
+                    gibbs_check=((10, 2000, 16000), (30, 1000, 6000), (100, 500, 3000)), max_extensions=3),
+    2: MarkovConfig(paths=2, widths=(10, 30, 50, 100, 300, 500, 1000, 3000, 10000), sampling=_FULL_SAMPLING,
+                    gibbs_check=((10, 2000, 12000), (30, 1000, 6000), (100, 500, 3000)), max_extensions=3),
 }
 
 
@@ -189,9 +222,10 @@ def _stage_key(config, stage, width=None):
     if stage == "kernels":
         return dict(common, widths=list(config.theory_widths), kernel_examples=config.kernel_examples,
                     alignment_top=config.alignment_top)
-    if stage == "sample":
-        burnin, steps = config.plan(width)
+    if stage in ("sample", "gibbs"):
+        burnin, steps = config.plan(width, stage)
         return dict(common, width=width, burnin=burnin, steps=steps, chains=config.chains,
+                    sampler=config.sampler_of(stage),
                     sample_seed=config.sample_seed, rhat_target=config.rhat_target,
                     max_extensions=config.max_extensions, chunk=config.chunk)
     raise ValueError(stage)
@@ -310,53 +344,36 @@ def _kernel_stage(config, problem, theory_rows):
                                width=small["width"]))
 
 
-def _sample_width(config, problem, width, burnin, steps, ckpt_dir, progress):
-    from sims.checkpoint import read_metadata
+def _sample_width(config, problem, width, kind, ckpt_dir, progress):
+    """One sampling run (``kind`` "sample": ``config.sampler``; "gibbs": the weight-space check)."""
     from sims.run import SampleConfig, sample
 
+    burnin, steps = config.plan(width, kind)
     spec = _spec(config, problem, width)
-    ck = os.path.join(ckpt_dir, f"markov{config.paths}_N{width}.npz")
-    resume = os.path.exists(ck)
-    if resume:
-        try:
-            old = read_metadata(ck)["config"]
-        except (InputError, KeyError):
-            os.unlink(ck)
-            resume = False
-        else:
-            base = dict(old, steps=None)
-            expect = dataclasses.asdict(SampleConfig(sampler="gibbs", chains=config.chains, steps=steps,
-                                                     burnin=burnin, seed=config.sample_seed, chunk=config.chunk))
-            if base != dict(expect, steps=None):
-                os.unlink(ck)  # another configuration: start afresh
-                resume = False
-            else:
-                steps = max(steps, int(old["steps"]))
-    history = []
+    sampler = config.sampler_of(kind)
+    ck = os.path.join(ckpt_dir, f"markov{config.paths}_{kind}_N{width}.npz")
+    cfg = SampleConfig(sampler=sampler, chains=config.chains, steps=steps, burnin=burnin, seed=config.sample_seed,
+                       chunk=min(config.chunk, steps), max_steps=steps * 2**config.max_extensions,
+                       rhat_target=config.rhat_target)
     t0 = time.perf_counter()
-    for attempt in range(config.max_extensions + 1):
-        cfg = SampleConfig(sampler="gibbs", chains=config.chains, steps=steps, burnin=burnin,
-                           seed=config.sample_seed, chunk=config.chunk)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence is judged below and reported
-            res = sample(problem, spec, cfg, checkpoint=ck, resume=resume, progress=progress)
-        resume = True
-        history.append(dict(steps=steps, rhat_max=res.rhat_max, ess_min=res.ess_min))
-        _log(progress, f"  sample N={width:>4}: {config.chains} chains x {steps} sweeps, R-hat max "
-                       f"{res.rhat_max:.4f}, ESS min {res.ess_min:.0f}")
-        if res.rhat_max <= config.rhat_target or attempt == config.max_extensions:
-            break
-        steps *= 2
-        _log(progress, f"  sample N={width:>4}: R-hat above {config.rhat_target}; extending to {steps} sweeps")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence is judged below and reported
+        try:
+            res = sample(problem, spec, cfg, checkpoint=ck, resume=os.path.exists(ck), progress=progress)
+        except InputError:  # a checkpoint of another configuration or version: start afresh
+            os.unlink(ck)
+            res = sample(problem, spec, cfg, checkpoint=ck, progress=progress)
+    _log(progress, f"  {sampler} N={width:>5}: {config.chains} chains x {res.config.steps} steps "
+                   f"({res.extensions} extension(s)), R-hat max {res.rhat_max:.4f}, ESS min {res.ess_min:.0f}")
     out = res.to_dict()
     out.pop("spec", None)
     out["sample_config"] = out.pop("config")  # "config" is the experiment's (provenance)
-    out["converged"] = bool(res.rhat_max <= config.rhat_target)
+    out["converged"] = bool(res.converged)
     out["diagnostics"] = {k: (dict((kk, float(np.asarray(vv))) for kk, vv in v.items()) if isinstance(v, dict) else v)
                           for k, v in res.diagnostics.items()
                           if isinstance(v, dict) or k in ("rhat_max", "ess_min", "not_converged")}
     out["diagnostics"] = json.loads(json.dumps(out["diagnostics"], default=float))
-    out.update(width=width, history=history, compile_time=res.compile_time, wall_time=time.perf_counter() - t0)
+    out.update(width=width, sampler=sampler, compile_time=res.compile_time, wall_time=time.perf_counter() - t0)
     return out
 
 
@@ -382,13 +399,37 @@ def compare_width(theory_row, sampled):
         sa = float(sampled["test_accuracy" if key == "accuracy" else key])
         se = float(sampled[mc])
         d = abs(th - sa)
-        out[key] = dict(theory=th, sampled=sa, mcse=se, abs_diff=d, z=d / se if se > 0 else float("inf"))
-    Ut, Us, Se = (np.asarray(theory_row["U1"]), np.asarray(sampled["U1_sampled"]), np.asarray(sampled["U1_mcse"]))
+        out[key] = dict(theory=th, sampled=sa, mcse=se, abs_diff=d, z=_z(d, se))
+    Ut, Us = np.asarray(theory_row["U1"], float), np.asarray(sampled["U1_sampled"], float)
+    Se = np.asarray(np.where(np.equal(sampled["U1_mcse"], None), np.nan, sampled["U1_mcse"]), float)
     d = np.abs(Ut - Us)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(Se > 0, d / Se, np.inf)
+    z = np.vectorize(_z)(d, Se)
     out["U1"] = dict(theory=Ut.tolist(), sampled=Us.tolist(), mcse=Se.tolist(), abs_diff=d.tolist(), z=z.tolist())
-    out["max_abs_z_U1"] = float(np.max(z))
+    out["max_abs_z_U1"] = float(np.nanmax(z)) if np.any(np.isfinite(z)) else float("nan")
+    return out
+
+
+def _z(d, se):
+    """``|Δ| / MCSE``; 0 when both vanish (equal to resolution), NaN when the MCSE is unknown."""
+    if se is None or not np.isfinite(se):
+        return float("nan")
+    if se > 0:
+        return float(d / se)
+    return 0.0 if d == 0 else float("inf")
+
+
+def compare_samplers(a, b):
+    """Two samplers of the same posterior (e.g. Gibbs vs overlap): ``z = |Δ| / √(MCSE_a² + MCSE_b²)``."""
+    out = {}
+    for key, mc in (("test_accuracy", "test_accuracy_mcse"), ("generalization_error", "generalization_error_mcse")):
+        d = abs(float(a[key]) - float(b[key]))
+        se = math.hypot(float(a[mc] or 0.0), float(b[mc] or 0.0))
+        out[key] = dict(a=float(a[key]), b=float(b[key]), abs_diff=d, z=_z(d, se))
+    Ua, Ub = np.asarray(a["U1_sampled"], float), np.asarray(b["U1_sampled"], float)
+    se = np.hypot(np.asarray(a["U1_mcse"], float), np.asarray(b["U1_mcse"], float))
+    z = np.vectorize(_z)(np.abs(Ua - Ub), se)
+    out["U1"] = dict(a=Ua.tolist(), b=Ub.tolist(), z=z.tolist())
+    out["max_abs_z_U1"] = float(np.nanmax(z))
     return out
 
 
@@ -423,40 +464,51 @@ def _prepare(config, out_dir, progress):
     return problem, theory, kernels
 
 
-def _sample_path(config, out_dir, width):
-    return os.path.join(out_dir, f"markov{config.paths}_sample_N{width}.json")
+def _sample_path(config, out_dir, width, kind="sample"):
+    return os.path.join(out_dir, f"markov{config.paths}_{kind}_N{width}.json")
 
 
-def sample_stage(config, out_dir, width, progress=True, problem=None):
-    """The sampling stage of one width: computed (resuming its checkpoint) or reused; returns its dict."""
-    path = _sample_path(config, out_dir, width)
-    key = _stage_key(config, "sample", width)
+def sample_stage(config, out_dir, width, progress=True, problem=None, kind="sample"):
+    """One sampling stage (``kind`` "sample" or "gibbs"): computed (resuming its checkpoint) or reused."""
+    path = _sample_path(config, out_dir, width, kind)
+    key = _stage_key(config, kind, width)
     s = _load_stage(path, key)
     tag = f"markov{config.paths}"
     if s is not None:
-        _log(progress, f"[{tag}] sample N={width}: reusing {path}")
+        _log(progress, f"[{tag}] {kind} N={width}: reusing {path}")
         return s
-    burnin, steps = config.plan(width)
-    _log(progress, f"[{tag}] Gibbs sampling at N={width}: {config.chains} chains, burn-in {burnin}, "
-                   f"{steps} sweeps (extended up to {config.max_extensions}x if R-hat > {config.rhat_target})")
+    burnin, steps = config.plan(width, kind)
+    _log(progress, f"[{tag}] {config.sampler_of(kind)} sampling at N={width}: {config.chains} chains, "
+                   f"burn-in {burnin}, {steps} steps (extended up to {2**config.max_extensions}x while R-hat > "
+                   f"{config.rhat_target})")
     problem = _problem(config) if problem is None else problem
-    return _write_stage(path, key, config, _sample_width(config, problem, width, burnin, steps,
+    return _write_stage(path, key, config, _sample_width(config, problem, width, kind,
                                                          os.path.join(out_dir, "checkpoints"), progress))
 
 
-def _cost(config, width):
-    """Rough relative cost of a sampling stage (sweeps × per-sweep cost), to schedule the longest first."""
-    b, s = config.plan(width)
-    return config.chains * (b + s) * (1.0 + (width / 10.0) ** 1.3) * config.n_train
+def _jobs(config):
+    return [("sample", w) for w in config.sample_widths] + [("gibbs", w) for w in config.gibbs_widths]
+
+
+def _cost(config, kind, width):
+    """Rough relative cost of a sampling stage, to schedule the longest first."""
+    b, s = config.plan(width, kind)
+    per_step = (1.0 + (width / 10.0) ** 1.3) if config.sampler_of(kind) != "overlap" else 8.0
+    return config.chains * (b + s) * per_step * config.n_train
 
 
 def _assemble(config, out_dir, problem, theory, kernels, samples, t_start):
     rows = {r["width"]: r for r in theory["theory"]}
     comparison = {str(w): compare_width(rows[w], samples[str(w)]) for w in config.sample_widths}
+    gibbs = samples.pop("gibbs", {})
+    cross = {w: dict(vs_theory=compare_width(rows[int(w)], g),
+                     vs_sampler=compare_samplers(g, samples[w]) if w in samples else None)
+             for w, g in gibbs.items()}
     tag = f"markov{config.paths}"
     results = dict(_provenance(config), name=tag, path_names=list(problem.path_names), heads=list(problem.heads),
                    theory=theory["theory"], gp=theory["gp"], theory_time=theory["time"], kernels=kernels,
-                   samples=samples, comparison=comparison, y_test=np.asarray(problem.y_test).tolist(),
+                   samples=samples, comparison=comparison, gibbs=gibbs, gibbs_comparison=cross,
+                   sampler=config.sampler, y_test=np.asarray(problem.y_test).tolist(),
                    wall_time=time.perf_counter() - t_start)
     from smtheory.io import write_json_atomic
 
@@ -464,8 +516,11 @@ def _assemble(config, out_dir, problem, theory, kernels, samples, t_start):
     return results
 
 
-def _worker(config, out_dir, width, progress):  # runs in a spawned process
-    sample_stage(config, out_dir, width, progress=progress)
+def _worker(config, out_dir, kind, width, progress):  # runs in a spawned process
+    from smtheory.compile_cache import enable_compilation_cache
+
+    enable_compilation_cache()
+    sample_stage(config, out_dir, width, progress=progress, kind=kind)
     return width
 
 
@@ -498,22 +553,28 @@ def run_experiments(configs, out_dir="smtheory-markov", *, workers=1, progress=T
         raise InputError("configs must name different networks (paths); run others into another out_dir")
     positive_int("workers", workers)
     _check_out(out_dir)
+    from smtheory.compile_cache import enable_compilation_cache
+
+    enable_compilation_cache()
     t_start = time.perf_counter()
     prepared = [_prepare(c, out_dir, progress) for c in configs]
-    jobs = sorted(((c, w) for c in configs for w in c.sample_widths), key=lambda cw: -_cost(*cw))
-    pending = [(c, w) for c, w in jobs if _load_stage(_sample_path(c, out_dir, w), _stage_key(c, "sample", w)) is None]
+    jobs = sorted(((c, k, w) for c in configs for k, w in _jobs(c)), key=lambda job: -_cost(*job))
+    pending = [(c, k, w) for c, k, w in jobs
+               if _load_stage(_sample_path(c, out_dir, w, k), _stage_key(c, k, w)) is None]
     if workers > 1 and len(pending) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
         with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
-            for fut in [pool.submit(_worker, c, out_dir, w, progress) for c, w in pending]:
+            for fut in [pool.submit(_worker, c, out_dir, k, w, progress) for c, k, w in pending]:
                 fut.result()
     out = []
     for config, (problem, theory, kernels) in zip(configs, prepared):
         samples = {str(w): sample_stage(config, out_dir, w, progress=False, problem=problem)
                    for w in config.sample_widths}
+        samples["gibbs"] = {str(w): sample_stage(config, out_dir, w, progress=False, problem=problem, kind="gibbs")
+                            for w in config.gibbs_widths}
         out.append(_assemble(config, out_dir, problem, theory, kernels, samples, t_start))
     return out
 

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from smtheory._validate import InputError, positive_int
+from smtheory._validate import seed as seed_int
 
 RANKINGS = ("theory", "trained_u1", "gradient", "ablation")
 LABELS = {"theory": "theory score (U_1)", "trained_u1": "U_1 of trained weights", "gradient": "gradient (Michel+19)",
@@ -79,9 +80,11 @@ class PruningConfig:
                 raise InputError(f"{name} must be an even number >= 4, got {v}")
             setattr(self, name, v)
         self.permutations = positive_int("permutations", self.permutations)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
-        self.seed = int(self.seed)
+        self.seed = seed_int("seed", self.seed)
+
+
+class NoConvergedTheory(RuntimeError):
+    """No temperature of the grid gave a converged saddle point (``smtheory prune`` exits with status 3)."""
 
 
 def _features(x, layers, readout):
@@ -127,8 +130,9 @@ def run_pruning(model, config=None, progress=print):
 
     Raises
     ------
-    RuntimeError
-        If no temperature of the grid gives a converged saddle point (no theory result is reported).
+    NoConvergedTheory
+        (a RuntimeError) If no temperature of the grid gives a converged saddle point (no theory
+        result is reported).
     """
     import solvers
     from sims.training import (accuracy, attention_layers, effective_u1, head_mask_gradient, make_task, predict,
@@ -186,7 +190,7 @@ def run_pruning(model, config=None, progress=print):
              if res.converged else f"  ({res.message})"))
     ok = [i for i, r in enumerate(t_grid) if r["converged"]]
     if not ok:
-        raise RuntimeError("no temperature of the grid gave a converged saddle point; no theory result to report "
+        raise NoConvergedTheory("no temperature of the grid gave a converged saddle point; no theory result to report "
                            f"(messages: {[r['message'] for r in t_grid]})")
     best = max(ok, key=lambda i: (t_grid[i]["val_accuracy"], -t_grid[i]["val_generalization_error"]))
     sol = sols[best]
@@ -312,7 +316,7 @@ def _jsonable(obj):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
         v = float(obj)
-        return v if np.isfinite(v) else repr(v)
+        return v if np.isfinite(v) else None  # strict JSON: NaN / inf as null
     return obj
 
 

@@ -183,8 +183,12 @@ def load(path):
         path = os.path.join(path, "results.nc")
     if not os.path.exists(path):
         raise InputError(f"no sweep store at {str(path)!r}")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{str(path)!r} is not a sweep store written by smtheory sweep (a netCDF4 results.nc "
+                         f"file): {type(exc).__name__}") from None
 
 
 def provenance(ds):

@@ -146,10 +146,22 @@ def _err(key, expected, got):
     return InputError(f"config key {key!r}: expected {expected}, got {got!r}")
 
 
-def _int(key, v, minimum=1):
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise _err(key, f"an integer >= {minimum}", v)
+def _int(key, v, minimum=1, maximum=None):
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum or (maximum is not None and v > maximum):
+        raise _err(key, f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else ""), v)
     return int(v)
+
+
+def _width(key, v):
+    from smtheory._validate import MAX_WIDTH
+
+    return _int(key, v, 1, MAX_WIDTH)
+
+
+def _seed(key, v, span=1):
+    from smtheory._validate import SEED_LIMIT
+
+    return _int(key, v, 0, SEED_LIMIT - span)
 
 
 def _float(key, v, positive=True):
@@ -219,14 +231,14 @@ def parse_config(raw):
     n_test = _int("sweep.n_test", sw.get("n_test", 1000), 2)
     if n_test % 2:
         raise _err("sweep.n_test", "an even integer (balanced classes)", n_test)
-    head_seed = _int("sweep.head_seed", sw.get("head_seed", 0), 0)
+    head_seed = _seed("sweep.head_seed", sw.get("head_seed", 0))
     head_strength = _float("sweep.head_strength", sw.get("head_strength", 1.0), positive=False)
     tol = _float("sweep.tol", sw.get("tol", 1e-9))
     readout = sw.get("readout", "last")
     if readout != "last":
         raise _err("sweep.readout", "'last' (the Markov task is defined with the last-token readout)", readout)
 
-    N = tuple(sorted(_list("grid.N", grid["N"], _int)))
+    N = tuple(sorted(_list("grid.N", grid["N"], _width)))
     T = tuple(sorted(_list("grid.T", grid.get("T", [0.01]), _float)))
     P = tuple(sorted(_list("grid.P", grid.get("P", [100]), _int)))
     for i, p in enumerate(P):
@@ -241,7 +253,8 @@ def parse_config(raw):
             if h not in _DESIGNED:
                 raise _err(f"grid.heads[{i}]", "[2, 2] or [2, 1] for the designed networks of THEORY §5 "
                            "(set sweep.network = 'random' for other heads)", list(h))
-    seed = tuple(sorted(_list("grid.seed", grid.get("seed", [0]), lambda k, v: _int(k, v, 0))))
+    seed = tuple(sorted(_list("grid.seed", grid.get("seed", [0]), lambda k, v: _seed(k, v, span=2))))
+    _check_sizes(P, n_test, heads)
 
     variances = sw.get("variances")
     if variances is not None:
@@ -291,6 +304,18 @@ def parse_config(raw):
     return SweepConfig(name=name, task=task, network=network, n_test=n_test, head_seed=head_seed,
                        head_strength=head_strength, continuation=continuation, tol=tol, variances=variances,
                        N=N, T=T, P=P, heads=heads, seed=seed, sampling=tuple(settings), raw=copy.deepcopy(raw))
+
+
+def _check_sizes(P, n_test, heads):
+    """Refuse, at configuration time, grid points whose kernel problem would not fit in memory."""
+    from smtheory.problem import check_problem_memory
+    from smtheory.tasks.markov import INPUT_DIM, TOKENS
+
+    for h in heads:
+        try:
+            check_problem_memory(max(P), n_test, INPUT_DIM, TOKENS, h)
+        except InputError as exc:
+            raise InputError(f"config keys 'grid.P' / 'sweep.n_test': {exc}") from None
 
 
 def load_config(path):
@@ -508,6 +533,8 @@ def run_sweep(config, out_dir="smtheory-sweep", *, scheduler=None, workers=1, re
     resume : bool
         Reuse an output folder that already holds a sweep: tasks whose files exist (same task, same
         inputs) are skipped.  Without it an existing sweep in ``out_dir`` is an error (nothing is overwritten).
+        The folder is locked for the whole run (:func:`smtheory.io.lock_folder`): a second sweep on the
+        same folder is refused with an :class:`~smtheory._validate.InputError` naming the holder's pid.
     progress : bool
         Progress bar (tqdm) on standard error.
 
@@ -517,9 +544,7 @@ def run_sweep(config, out_dir="smtheory-sweep", *, scheduler=None, workers=1, re
         The store (:mod:`validation.store`).  A task that raised is reported on standard error and listed in
         ``provenance(ds)["run"]["failed"]``; its points stay NaN and a rerun with ``resume=True`` retries it.
     """
-    from smtheory.io import write_json_atomic
-
-    from . import store
+    from smtheory.io import check_output_dir, lock_folder
 
     if isinstance(config, (str, os.PathLike)):
         config_path = str(config)
@@ -528,6 +553,17 @@ def run_sweep(config, out_dir="smtheory-sweep", *, scheduler=None, workers=1, re
         raise InputError("config must be a SweepConfig or the path of a TOML file")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"--workers must be a positive integer, got {workers!r}")
+    check_output_dir(out_dir, "--out")
+    with lock_folder(out_dir, "--out"):
+        return _run_locked(config, out_dir, scheduler, workers, resume, progress, config_path)
+
+
+def _run_locked(config, out_dir, scheduler, workers, resume, progress, config_path):
+    """:func:`run_sweep` while this process holds the lock of ``out_dir``."""
+    from smtheory.io import write_json_atomic
+
+    from . import store
+
     manifest = os.path.join(out_dir, MANIFEST_FILE)
     if os.path.exists(manifest) and not resume:
         raise InputError(f"--out: {out_dir!r} already holds a sweep; pass --resume to skip its finished tasks, "

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import InputError, positive_int
+from .._validate import DEFAULT_MEMORY_BUDGET, InputError, positive_int, seed as check_seed
 from ..attention import AttentionLayer
-from ..problem import KernelProblem
+from ..problem import KernelProblem, check_problem_memory
 
 FEATURES = 200
 STEPS = 30
@@ -86,7 +86,7 @@ class MarkovTask:
         eta : array [2 n, 30] hidden states
         """
         n_per_class = positive_int("n_per_class", n_per_class)
-        rng = np.random.default_rng(seed) if rng is None else rng
+        rng = np.random.default_rng(check_seed("seed", seed)) if rng is None else rng
         y = np.concatenate([np.ones(n_per_class), -np.ones(n_per_class)])
         eta = self.hidden_states(y, rng)
         n = y.shape[0]
@@ -187,7 +187,7 @@ SUBNETWORKS = {
 }
 
 
-def markov_problem(paths=4, n_train=100, n_test=1000, seed=0, head_seed=0):
+def markov_problem(paths=4, n_train=100, n_test=1000, seed=0, head_seed=0, memory_budget=DEFAULT_MEMORY_BUDGET):
     """The kernel problem of the Markov task: path features of train and test sets.
 
     Parameters
@@ -196,16 +196,31 @@ def markov_problem(paths=4, n_train=100, n_test=1000, seed=0, head_seed=0):
     n_train, n_test : int
         Total (balanced) numbers of sequences; must be even.
     seed : int
-        Data seed (train uses ``seed``, test ``seed + 1``).
+        Data seed in [0, 2**32 - 1) (train uses ``seed``, test ``seed + 1``).
     head_seed : int
-        Seed of the random heads.
+        Seed of the random heads, in [0, 2**32).
+    memory_budget : int
+        Bytes.  The memory of the data, attention matrices, path features and kernels is estimated
+        *before* anything is generated, and a larger problem is refused with the estimate in the message.
+
+    Raises
+    ------
+    InputError
+        Bad sizes, seeds or ``paths``, or a problem over the memory budget.
     """
     n_train = positive_int("n_train", n_train)
     n_test = positive_int("n_test", n_test)
     if n_train % 2 or n_test % 2:
         raise InputError(f"n_train and n_test must be even (balanced classes), got {n_train} and {n_test}")
+    if paths not in PATH_NAMES or isinstance(paths, bool):
+        raise InputError(f"paths must be 4 or 2 for the Markov task, got {paths!r}")
+    seed = check_seed("seed", seed, span=2)
+    head_seed = check_seed("head_seed", head_seed)
+    heads = (2, 2) if paths == 4 else (2, 1)
+    check_problem_memory(n_train, n_test, INPUT_DIM, TOKENS, heads, memory_budget)
     task = task_for(paths)
     layers = network_layers(paths, seed=head_seed)
     x_tr, y_tr, _ = task.sample(n_train // 2, seed=seed)
     x_te, y_te, _ = task.sample(n_test // 2, seed=seed + 1)
-    return KernelProblem.from_inputs(x_tr, y_tr, layers, x_te, y_te, readout="last", path_names=PATH_NAMES[paths])
+    return KernelProblem.from_inputs(x_tr, y_tr, layers, x_te, y_te, readout="last", path_names=PATH_NAMES[paths],
+                                     memory_budget=memory_budget)
