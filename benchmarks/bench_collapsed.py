@@ -73,7 +73,7 @@ FULL_MALA_EPS = 0.004  # ε = h/T; h ≈ 2/λ_max(∇²U) at N = 10 (bench_sampl
 
 # (burnin, steps, thin) for sims.sample; nuts: (warm-up, draws) of the real run, or the probe's iteration count
 LENGTHS = {
-    10: {"overlap": (200, 400, 1), "langevin": (1000, 3000, 5), "gibbs": (400, 3600, 4), "full-mala": (500, 2000, 10),
+    10: {"overlap": (200, 400, 1), "langevin": (1000, 3000, 5), "gibbs": (500, 4500, 4), "full-mala": (500, 2000, 10),
          "nuts": (100, 100)},
     100: {"overlap": (200, 400, 1), "langevin": (500, 1000, 5), "gibbs": (50, 200, 1), "full-mala": (200, 800, 5),
           "nuts_probe": 5},
@@ -312,7 +312,7 @@ def nuts_bound(N, problem, spec, iters, chains, seed, L_ref, log):
 
 # ------------------------------------------------------------------------------------------ driver
 
-def run_width(N, problem, args, L_ref, log):
+def run_width(N, problem, args, L_ref, log, prev=None):
     import jax
     from sims.posterior import make_posterior
     from smtheory import ModelSpec
@@ -321,11 +321,13 @@ def run_width(N, problem, args, L_ref, log):
     n_params = sum(int(a.size) for a in jax.tree_util.tree_leaves(
         make_posterior(problem, spec).init(jax.random.PRNGKey(0))))
     L = lengths_for(N, args.quick)
-    out = dict(N=N, n_params=n_params, lengths=L, runs={}, failures={})
-    log(f"N = {N} ({n_params} weights)")
+    out = prev if prev else dict(N=N, n_params=n_params, lengths=L, runs={}, failures={})
+    out.setdefault("failures", {})
+    log(f"N = {N} ({n_params} weights)" + (f"; resuming, done: {', '.join(out['runs'])}" if prev else ""))
     for s in args.samplers:
-        if s == "nuts":
+        if s == "nuts" or s in out["runs"]:
             continue
+        out["failures"].pop(s, None)
         b, st, th = L[s]
         log(f"  {s}: burn-in {b}, steps {st}, thin {th}")
         try:
@@ -342,7 +344,8 @@ def run_width(N, problem, args, L_ref, log):
             f"{rec['ess_U1_min_per_s']:.3g}")
         out["runs"][s] = rec
         yield out
-    if "nuts" in args.samplers:
+    if "nuts" in args.samplers and "nuts" not in out["runs"]:
+        out["failures"].pop("nuts", None)
         try:
             if "nuts" in L:
                 W, S = L["nuts"]
@@ -464,6 +467,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=RESULTS)
     ap.add_argument("--from-json", metavar="FILE", help="no sampling: rebuild comparisons and report of a result file")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue an interrupted run from its result file (same settings): keep its finished "
+                         "(N, sampler) runs, run the rest; the report says so")
     args = ap.parse_args(argv)
     if args.from_json:
         import json
@@ -499,10 +505,28 @@ def main(argv=None):
     problem = markov_problem(paths=4, n_train=args.P, n_test=args.n_test, seed=args.seed)
     config["data_generation_time"] = time.perf_counter() - t0  # excluded from every figure
     data = dict(benchmark=NAME, config=config, environment=env, rows=[])
+    prev_rows = {}
+    path = os.path.join(args.out, name + ".json")
+    if args.resume and os.path.exists(path):
+        import json
+        with open(path) as fh:
+            old = json.load(fh)
+        keys = ("P", "n_test", "temperature", "chains", "seed", "lengths", "quick", "dtype")
+        if any(old["config"].get(k) != json.loads(json.dumps(config[k])) for k in keys):
+            ap.error(f"--resume: {path} was written with other settings")
+        prev_rows = {r["N"]: r for r in old["rows"] if r}
+        data["resumed"] = old.get("resumed", []) + [dict(
+            previous_environment=old["environment"], previous_wall_time=old.get("wall_time"),
+            kept={str(n): list(r["runs"]) for n, r in prev_rows.items()})]
+        data["environment"]["date_utc_first_start"] = old["environment"].get("date_utc_first_start",
+                                                                             old["environment"]["date_utc"])
+        log(f"resuming {path}: kept " + "; ".join(f"N = {n}: {', '.join(r['runs'])}" for n, r in prev_rows.items()))
     L_ref = {}
+    if prev_rows.get(10, {}).get("runs", {}).get("nuts", {}).get("lockstep_leapfrog_per_iter_sampling"):
+        L_ref[10] = prev_rows[10]["runs"]["nuts"]["lockstep_leapfrog_per_iter_sampling"]
     for N in args.widths:
         data["rows"].append(None)
-        for row in run_width(N, problem, args, L_ref, log):
+        for row in run_width(N, problem, args, L_ref, log, prev=prev_rows.get(N)):
             data["rows"][-1] = row
             data["comparison"] = comparisons(data)
             save_progress(data, args.out, name, t_all, c_all, markdown)
@@ -533,6 +557,16 @@ def markdown(d):
         "",
         machine_line(e, d, packages=("numpyro", "blackjax")),
         "",
+    ]
+    for res in d.get("resumed", []):
+        pe = res["previous_environment"]
+        lines += [f"**Resumed run**: an earlier process (started {pe['date_utc']}, load average at start "
+                  f"{', '.join(f'{x:.2f}' for x in pe['load_average_at_start'] or [])}) was interrupted after "
+                  f"{fmt(res.get('previous_wall_time'), '.0f')} s; its finished runs were kept ("
+                  + "; ".join(f"N = {n}: {', '.join(v)}" for n, v in res["kept"].items())
+                  + ") and the rest were run by this process — those figures come from different processes and "
+                  "load conditions.", ""]
+    lines += [
         "**The machine was loaded**: 2 cores shared with other sessions' jobs (tests, benchmarks) throughout; the "
         "load averages above and `cpu/wall` per run (the share of its CPU the pinned process got; 1.0 = "
         "unloaded) say how much. Wall-clock figures are therefore pessimistic in absolute terms and noisy "

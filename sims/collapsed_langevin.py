@@ -229,8 +229,11 @@ def _regularised_variance(wf: _Welford):
 
 
 def _warmup(target, adjusted, target_acceptance, initial_step_size, windows, key, position, num_steps):
-    """Windowed adaptation of one chain (see the module docstring)."""
-    sched = warmup_schedule(num_steps, *windows)
+    """Windowed adaptation of one chain (see the module docstring); ``windows=None``: step size only."""
+    if windows is None:
+        sched = WarmupSchedule(np.zeros(num_steps, bool), np.zeros(num_steps, bool))
+    else:
+        sched = warmup_schedule(num_steps, *windows)
     state = initial_state(target, position)
     dt = state.position.dtype
     h0 = initial_step_size if initial_step_size is not None else target.n_dims ** (-1.0 / 3.0)
@@ -290,7 +293,7 @@ def _check_build(target, adjusted, target_acceptance, initial_step_size):
 
 
 def build(target: CollapsedTarget, *, adjusted=True, target_acceptance=0.574, initial_step_size=None,
-          initial_buffer=75, first_window=25, final_buffer=200) -> Kernel:
+          initial_buffer=75, first_window=25, final_buffer=200, adapt_mass_matrix=True) -> Kernel:
     """Preconditioned Langevin kernel with windowed warm-up for a collapsed target.
 
     See the module docstring and docs/theory.md §8.1.
@@ -308,6 +311,10 @@ def build(target: CollapsedTarget, *, adjusted=True, target_acceptance=0.574, in
     initial_buffer, first_window, final_buffer : int
         Warm-up windows (:func:`warmup_schedule`); Stan's 75 and 25, and a final window of
         200 steps instead of Stan's 50 (see the module docstring).
+    adapt_mass_matrix : bool
+        False: keep the identity mass matrix and adapt the step size only, over the whole
+        warm-up (for targets already on unit scale, e.g. the collapsed posterior at large N,
+        where short slow windows underestimate the variances of slowly mixing coordinates).
 
     Returns
     -------
@@ -321,6 +328,9 @@ def build(target: CollapsedTarget, *, adjusted=True, target_acceptance=0.574, in
                     [("initial_buffer", initial_buffer), ("final_buffer", final_buffer), ("first_window", first_window)])
     if windows[2] == 0:
         raise InputError("first_window must be a positive integer, got 0")
+    if not isinstance(adapt_mass_matrix, (bool, np.bool_)):
+        raise InputError(f"adapt_mass_matrix must be True or False, got {adapt_mass_matrix!r}")
+    windows = windows if adapt_mass_matrix else None
 
     def warmup(key, position, num_steps):
         return _warmup(target, adjusted, ta, h0, windows, key, position, num_steps)
