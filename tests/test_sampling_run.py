@@ -20,7 +20,7 @@ def tiny():
 
 def test_resume_gives_the_same_numbers_as_an_uninterrupted_run(tiny, tmp_path):
     prob, spec = tiny
-    cfg = SampleConfig(sampler="full-mala", chains=2, steps=60, burnin=10, step_size=1e-2, seed=3, chunk=20)
+    cfg = SampleConfig(sampler="full-mala", chains=2, steps=60, burnin=10, step_size=1e-2, seed=3, chunk=20, max_steps=60)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         full = sample(prob, spec, cfg, progress=False)
@@ -72,12 +72,12 @@ def test_extending_a_run_equals_running_longer_from_the_start(tiny, tmp_path):
 def test_resume_refuses_another_configuration(tiny, tmp_path):
     prob, spec = tiny
     ck = str(tmp_path / "c.npz")
-    cfg = SampleConfig(sampler="gibbs", chains=2, steps=8, burnin=0, chunk=8)
+    cfg = SampleConfig(sampler="gibbs", chains=2, steps=8, burnin=0, chunk=8, max_steps=8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sample(prob, spec, cfg, checkpoint=ck, progress=False)
     with pytest.raises(smt.InputError, match="belongs to another problem.*seed"):
-        sample(prob, spec, SampleConfig(sampler="gibbs", chains=2, steps=8, burnin=0, chunk=8, seed=5),
+        sample(prob, spec, SampleConfig(sampler="gibbs", chains=2, steps=8, burnin=0, chunk=8, seed=5, max_steps=8),
                checkpoint=ck, resume=True, progress=False)
     with pytest.raises(smt.InputError, match="no checkpoint"):
         sample(prob, spec, cfg, checkpoint=str(tmp_path / "missing.npz"), resume=True, progress=False)
@@ -133,7 +133,7 @@ def test_cli_sample_writes_the_documented_keys(tmp_path, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rc = main(["sample", "--data", str(data), "--width", "3", "--sampler", "gibbs", "--chains", "4",
-                   "--steps", "100", "--burnin", "10", "--temperature", "0.5", "--json", str(out)])
+                   "--steps", "100", "--max-steps", "100", "--burnin", "10", "--temperature", "0.5", "--json", str(out)])
     row = json.loads(out.read_text())["results"][0]
     assert rc == (0 if row["converged"] else 3)  # exit 3 for a run that misses R-hat <= 1.01
     for key in ("U1_sampled", "U1_mcse", "predictor_mean", "predictor_variance", "test_accuracy",

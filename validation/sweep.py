@@ -444,7 +444,9 @@ def _sample(task):
     t0 = time.perf_counter()
     with warnings.catch_warnings():  # an unmixed run is recorded (rhat_max, converged), not shouted about
         warnings.simplefilter("ignore")
-        res = sample(problem, spec, SampleConfig(**task["settings"]), progress=False)
+        settings = dict(task["settings"])
+        settings.setdefault("max_steps", settings.get("steps", SampleConfig.steps))  # a sweep runs what it names
+        res = sample(problem, spec, SampleConfig(**settings), progress=False)
     return dict(point=dict(N=task["N"], T=task["T"], accuracy=float(res.test_accuracy),
                            accuracy_mcse=float(res.test_accuracy_mcse),
                            generalization_error=float(res.generalization_error),
