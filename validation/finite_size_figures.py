@@ -85,9 +85,16 @@ def _guide(ax, anchors, noisy_any=False):
     ax.plot(grid, c / grid, "k--", lw=1, alpha=0.7, label=r"guide $\propto N^{-1}$")
 
 
-def _finish(ax, title, xlabel, ylabel, pad=6):
+def _finish(ax, title, xlabel, ylabel, widths, pad=6):
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if widths:  # label the widths themselves (plain numbers), no crowded minor labels
+        ax.xaxis.set_major_locator(FixedLocator(sorted(widths)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(axis="x", labelsize=8)
     ax.set_title(title, fontsize=10, pad=pad)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel, fontsize=8)
@@ -112,7 +119,8 @@ def _alpha_panel(ax, results, q):
             ax.plot([g["N"] for g in rows], [g["rel_frob_noise"] for g in rows], ":", color=_COLORS[k % 6], lw=1,
                     label="dotted: Monte-Carlo noise floor (colour of its series)" if k == 0 else None)
     _guide(ax, anchors, bool(noisy))
-    _finish(ax, _TITLE[q] + r" at fixed $\alpha = P/N$", r"width $N$ ($P = \alpha N$)", _YLABEL[q])
+    _finish(ax, _TITLE[q] + r" at fixed $\alpha = P/N$", r"width $N$ ($P = \alpha N$)", _YLABEL[q],
+            {g["N"] for g in groups})
 
 
 def _fixed_panel(ax, results, quantities, title):
@@ -125,7 +133,8 @@ def _fixed_panel(ax, results, quantities, title):
                        f.get("noise_limited", ())) for k, (q, f) in enumerate(zip(quantities, fits))]
     _guide(ax, anchors, any(f.get("noise_limited") for f in fits))
     _finish(ax, title + rf" at fixed $P = {P}$", r"width $N$ ($\alpha = P/N$ falls with $N$)",
-            "relative difference" if quantities[0].startswith("rel") else "absolute difference", pad=34)
+            "relative difference" if quantities[0].startswith("rel") else "absolute difference",
+            {g["N"] for g in rows}, pad=34)
     top = ax.secondary_xaxis("top", functions=(lambda n: P / np.maximum(n, 1e-12), lambda a: P / np.maximum(a, 1e-12)))
     top.set_xlabel(r"$\alpha = P/N$", fontsize=8)
 
@@ -146,16 +155,18 @@ def finite_size_figure(results, out_dir, stem="finite_size"):
         The two file paths.
     """
     plt = _plt()
-    fig = plt.figure(figsize=(15.5, 11.5))
-    grid = fig.add_gridspec(2, 3, hspace=0.95, wspace=0.38)
+    fixed = results["fits"].get("fixed") is not None
+    fig = plt.figure(figsize=(15.5 if fixed else 10.5, 11.5))
+    grid = fig.add_gridspec(2, 3 if fixed else 2, hspace=0.95, wspace=0.38)
     for k, q in enumerate(("rel_max", "rel_frob", "abs_dacc", "abs_dgen")):
         _alpha_panel(fig.add_subplot(grid[k // 2, k % 2]), results, q)
-    if results["fits"].get("fixed") is not None:
+    if fixed:
         _fixed_panel(fig.add_subplot(grid[0, 2]), results, ("rel_max", "rel_frob"), r"$|\Delta U_1|$")
         _fixed_panel(fig.add_subplot(grid[1, 2]), results, ("abs_dacc", "abs_dgen"), "predictor")
     n_seeds = len(results["config"]["data_seeds"])
-    fig.suptitle(rf"Finite-size scaling: sampled (exact posterior, NUTS) minus saddle point, Markov task "
-                 rf"({results['config']['paths']} paths), mean over {n_seeds} data seed(s) $\pm$ s.e.", y=0.995)
+    fig.suptitle(r"Finite-size scaling: sampled (exact posterior, NUTS) $-$ saddle point" + "\n"
+                 + rf"Markov task, {results['config']['paths']} paths; mean over {n_seeds} data seed(s) $\pm$ s.e.",
+                 y=0.97, fontsize=12)
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, stem + ext) for ext in (".png", ".pdf")]
     fig.savefig(paths[0], dpi=130, bbox_inches="tight")
