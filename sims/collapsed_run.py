@@ -351,5 +351,5 @@ def summarise(run: _Run, config: SampleConfig) -> SampleResult:
         config=config, spec=run.spec, acceptance_rate=run.acc_sum / max(run.done, 1),
         compile_time=run.compile_time, test_accuracy_mcse=acc_se,
         generalization_error_mcse=float(np.asarray(gen_entry["mcse"])) if gen_entry else float("nan"),
-        traces=run.traces, trace_names=list(run.names), grad_evals_per_step=run.ge_sum / max(run.done, 1) / config.thin,
+        traces=run.traces, trace_names=list(run.names), grad_evals_per_step=run.ge_sum / max(run.done, 1),
         run_time=run.run_time, extensions=run.extensions)
