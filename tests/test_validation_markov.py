@@ -1,7 +1,10 @@
 """Theory versus sampling on the hidden-Markov task (issue 4): driver, claims, agreement, report, CLI.
 
 Reduced sizes: the claims of THEORY §5 are checked on the theory at P = 100 (cheap), the
-theory/sampler agreement at the largest sampled width on a smaller training set.
+theory/sampler agreement at the largest sampled width on a smaller training set.  The overlap sampler is exact
+at finite N, so at N = 200 it resolves the O(1/N) finite-size correction (generalisation error +0.6 %, 4.9 MCSE);
+agreement within Monte-Carlo error is therefore checked at N = 5000, where that correction is far below the MCSE
+(its cost does not grow with N).
 """
 import json
 import os
@@ -14,8 +17,8 @@ from smtheory.cli import main
 from validation.markov import MarkovConfig, compare_width, run_markov
 from validation.markov_report import check_claims, write_report
 
-# Agreement at the largest sampled width: P = 40, N = 200, short but converged chains.
-AGREE_N = 200
+# Agreement at the largest sampled width: P = 40, N = 5000, short but converged chains.
+AGREE_N = 5000
 REDUCED = MarkovConfig(paths=4, n_train=40, n_test=200, widths=(10, 1000),
                        sampling=((10, 50, 8), (AGREE_N, 100, 400)), gibbs_check=((10, 50, 300),),
                        max_extensions=1, chunk=50, kernel_examples=20, alignment_top=10)
