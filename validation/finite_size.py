@@ -661,11 +661,9 @@ def _run_pending(config, out_dir, pending, workers, progress):
     """Compute the points not yet on disk (largest P first), in this process or a spawned pool."""
     batches = _batches(pending)
     if workers > 1 and len(batches) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from smtheory.worker_pool import worker_pool
 
-        ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-        with ProcessPoolExecutor(max_workers=min(workers, len(batches)), mp_context=ctx) as pool:
+        with worker_pool(min(workers, len(batches))) as pool:
             for fut in [pool.submit(_worker, config, out_dir, b, progress) for b in batches]:
                 fut.result()
     else:

@@ -562,11 +562,9 @@ def run_experiments(configs, out_dir="smtheory-markov", *, workers=1, progress=T
     pending = [(c, k, w) for c, k, w in jobs
                if _load_stage(_sample_path(c, out_dir, w, k), _stage_key(c, k, w)) is None]
     if workers > 1 and len(pending) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from smtheory.worker_pool import worker_pool
 
-        ctx = multiprocessing.get_context("spawn")  # JAX is not fork-safe
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
+        with worker_pool(min(workers, len(pending))) as pool:
             for fut in [pool.submit(_worker, c, out_dir, k, w, progress) for c, k, w in pending]:
                 fut.result()
     out = []

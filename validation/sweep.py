@@ -512,7 +512,10 @@ def _open_client(scheduler, workers):
             return Client(scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect")), None
         except (OSError, TimeoutError) as exc:
             raise InputError(f"--scheduler: cannot connect to the Dask scheduler at {scheduler!r}: {exc}") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+    from smtheory.worker_pool import worker_environment
+
+    with worker_environment():  # the local workers start here and inherit the worker XLA flags
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster), cluster
 
 

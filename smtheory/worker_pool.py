@@ -1,0 +1,70 @@
+"""Worker processes for the package's parallel stages: spawned, one core each, XLA single-threaded.
+
+The experiment drivers run one sampling or solving stage per worker process, one worker per core. Two
+settings make that safe and fast:
+
+* **spawn, not fork** — JAX (its XLA runtime threads) is not fork-safe;
+* **XLA's CPU intra-op pool off** (``--xla_cpu_multi_thread_eigen=false``) — each worker owns one core, so
+  the pool only adds contention, and on the 2-core CI machine a worker running the vmapped collapsed
+  sampler was seen to wedge with every pool thread parked and the main thread waiting forever for a
+  result (the same wedge is reported for vmapped XLA CPU graphs elsewhere, and the same flag removes it).
+
+XLA reads ``XLA_FLAGS`` once, when a process creates its CPU backend, so the flag is placed in the
+environment the workers inherit; the parent process (whose backend already exists) is not affected, and the
+parent's environment is restored when the pool closes.  Set ``SMTHEORY_WORKER_XLA_FLAGS`` to override the
+flags given to workers (an empty value passes the parent's ``XLA_FLAGS`` through unchanged).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+__all__ = ["WORKER_XLA_FLAGS", "worker_environment", "worker_pool", "worker_xla_flags"]
+
+#: Flags added to ``XLA_FLAGS`` in worker processes.
+WORKER_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
+
+
+def worker_xla_flags(parent=None):
+    """``XLA_FLAGS`` for a worker: the parent's flags plus :data:`WORKER_XLA_FLAGS` (or the override)."""
+    parent = os.environ.get("XLA_FLAGS", "") if parent is None else parent
+    extra = os.environ.get("SMTHEORY_WORKER_XLA_FLAGS", WORKER_XLA_FLAGS)
+    if not extra or extra in parent:
+        return parent
+    return f"{parent} {extra}".strip()
+
+
+@contextlib.contextmanager
+def worker_environment():
+    """Context manager: ``XLA_FLAGS`` set for workers started inside the block, restored after."""
+    saved = os.environ.get("XLA_FLAGS")
+    os.environ["XLA_FLAGS"] = worker_xla_flags(saved or "")
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
+            os.environ["XLA_FLAGS"] = saved
+
+
+@contextlib.contextmanager
+def worker_pool(max_workers):
+    """A ``ProcessPoolExecutor`` of ``max_workers`` spawned workers with the worker XLA flags.
+
+    Parameters
+    ----------
+    max_workers : int
+        Number of worker processes (one per core is the intended use).
+
+    Yields
+    ------
+    concurrent.futures.ProcessPoolExecutor
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # the executor may start workers at any submit, so the environment is kept for the pool's lifetime
+    with worker_environment(), ProcessPoolExecutor(max_workers=max_workers,
+                                                   mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool

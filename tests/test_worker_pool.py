@@ -1,0 +1,28 @@
+"""Worker processes get XLA's single-threaded CPU pool; the parent's environment is restored."""
+import os
+
+from smtheory.worker_pool import WORKER_XLA_FLAGS, worker_environment, worker_pool, worker_xla_flags
+
+
+def _child_flags():
+    return os.environ.get("XLA_FLAGS", "")
+
+
+def test_worker_flags_added_once_and_parent_restored(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    monkeypatch.delenv("SMTHEORY_WORKER_XLA_FLAGS", raising=False)
+    assert worker_xla_flags() == f"--xla_dump_to=/tmp/x {WORKER_XLA_FLAGS}"
+    assert worker_xla_flags(f"{WORKER_XLA_FLAGS}") == WORKER_XLA_FLAGS  # not repeated
+    with worker_environment():
+        assert os.environ["XLA_FLAGS"].endswith(WORKER_XLA_FLAGS)
+    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/x"
+    monkeypatch.setenv("SMTHEORY_WORKER_XLA_FLAGS", "")
+    assert worker_xla_flags() == "--xla_dump_to=/tmp/x"
+
+
+def test_spawned_worker_sees_the_flags(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.delenv("SMTHEORY_WORKER_XLA_FLAGS", raising=False)
+    with worker_pool(1) as pool:
+        assert WORKER_XLA_FLAGS in pool.submit(_child_flags).result(timeout=120)
+    assert "XLA_FLAGS" not in os.environ
