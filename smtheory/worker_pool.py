@@ -5,9 +5,7 @@ settings make that safe and fast:
 
 * **spawn, not fork** — JAX (its XLA runtime threads) is not fork-safe;
 * **XLA's CPU intra-op pool off** (``--xla_cpu_multi_thread_eigen=false``) — each worker owns one core, so
-  the pool only adds contention, and on the 2-core CI machine a worker running the vmapped collapsed
-  sampler was seen to wedge with every pool thread parked and the main thread waiting forever for a
-  result (the same wedge is reported for vmapped XLA CPU graphs elsewhere, and the same flag removes it).
+  an intra-op thread pool per worker would only oversubscribe the cores (the benchmarks run the same way).
 
 XLA reads ``XLA_FLAGS`` once, when a process creates its CPU backend, so the flag is placed in the
 environment the workers inherit; the parent process (whose backend already exists) is not affected, and the

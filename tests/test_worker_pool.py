@@ -1,5 +1,9 @@
 """Worker processes get XLA's single-threaded CPU pool; the parent's environment is restored."""
 import os
+import subprocess
+import sys
+
+import pytest
 
 from smtheory.worker_pool import WORKER_XLA_FLAGS, worker_environment, worker_pool, worker_xla_flags
 
@@ -26,3 +30,23 @@ def test_spawned_worker_sees_the_flags(monkeypatch):
     with worker_pool(1) as pool:
         assert WORKER_XLA_FLAGS in pool.submit(_child_flags).result(timeout=120)
     assert "XLA_FLAGS" not in os.environ
+
+
+def test_cpu_async_dispatch_is_off_after_import():
+    """Asynchronous CPU dispatch deadlocked a sampling run (smtheory/_jax.py): the package turns it off."""
+    import jax
+
+    import smtheory  # noqa: F401
+
+    assert jax.config.read("jax_cpu_enable_async_dispatch") is False
+    assert jax.config.read("jax_enable_x64") is True
+
+
+@pytest.mark.slow
+def test_the_point_that_deadlocked_with_async_dispatch_finishes():
+    """The demo's finite-size point N = 50, P = 50 hung forever with CPU async dispatch on (about 40 s now)."""
+    code = ("from validation.finite_size import DEMO_FS, _compute_point; "
+            "p = _compute_point(DEMO_FS, 50, 50, 0); print(p['status'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] in ("ok", "sampler_unconverged")
