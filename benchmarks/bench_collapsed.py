@@ -4,7 +4,7 @@ NumPyro NUTS on the full weight posterior (issue "Exact collapsed simulation", i
 Posterior (THEORY.md §1, §4, §8): 4-path Markov network (heads (2, 2), ``markov_problem(paths=4, n_train=100,
 n_test=1000, seed=0)``, head seed 0), T = 0.01, all σ² = 1, float64 everywhere, equal widths N ∈ {10, 100, 1000}.
 
-Samplers (all through ``sims.sample``; 4 chains, the driver's own initialisation, seed 0):
+Samplers (all through ``smtheory.sims.sample``; 4 chains, the driver's own initialisation, seed 0):
 
 overlap
     NUTS (BlackJAX, window adaptation during ``burnin``) on the exact order-parameter posterior (§8.2):
@@ -19,7 +19,7 @@ nuts
     NumPyro ``NUTS(potential_fn=...)`` on the FULL weight posterior (V⁰, V, a), default settings (target
     acceptance 0.8, max tree depth 10, diagonal mass matrix, Stan windowed adaptation), 4 chains vectorised,
     driven by ``bench_samplers.run_nuts`` (compiled ahead of time, compilation excluded; warm-up and sampling
-    timed separately; observables of every post-warm-up draw computed with ``sims.observables.observe``).
+    timed separately; observables of every post-warm-up draw computed with ``smtheory.sims.observables.observe``).
     At N = 10 it runs for real (``nuts`` = (warm-up, draws) in ``LENGTHS``) and ``bench_samplers.probe_nuts_single``
     adds the sequential-chains time estimate.  At N ≥ 100 a full run does not fit (see the report): a probe
     times a fixed small number of vectorised NUTS iterations (N = 100) and/or one vectorised gradient of the
@@ -31,7 +31,7 @@ nuts
     directions remain).  The N = 100 probe's iterations (the first of warm-up) are reported, not used for L: their
     trees reflect the initial step size, not the posterior.
 
-Observables: ``sims.sample``'s traces. ``U1 min`` = the smallest bulk ESS over the 10 distinct entries of U_1
+Observables: ``smtheory.sims.sample``'s traces. ``U1 min`` = the smallest bulk ESS over the 10 distinct entries of U_1
 (the worst U_1 entry); predictor: ESS of ``test_mse`` and ``f_test[:8].mean``.  For the collapsed samplers these
 two traces are the Rao-Blackwellised conditional quantities given U_1 (the test MSE of the conditional predictor
 and the mean conditional prediction on the first 8 test points, §8.3), for the weight-space samplers and NUTS the
@@ -72,7 +72,7 @@ RHAT_MAX = 1.01
 GOAL_NUTS, GOAL_GIBBS, GOAL_FLAT = 100.0, 30.0, 2.0
 FULL_MALA_EPS = 0.004  # ε = h/T; h ≈ 2/λ_max(∇²U) at N = 10 (bench_samplers' pilot: acceptance ≈ 0.5)
 
-# (burnin, steps, thin) for sims.sample; nuts: (warm-up, draws) of the real run, or the probe's iteration count
+# (burnin, steps, thin) for smtheory.sims.sample; nuts: (warm-up, draws) of the real run, or the probe's iteration count
 LENGTHS = {
     10: {"overlap": (200, 400, 1), "langevin": (1000, 3000, 5), "gibbs": (500, 4500, 4), "full-mala": (500, 2000, 10),
          "nuts": (100, 100)},
@@ -105,7 +105,7 @@ def u1_names(D):
 
 
 def summarise(diag, D, run_time, cpu_over_wall):
-    """ESS / R-hat / ESS-per-second figures from a ``sims.diagnostics.summarize``-style dict."""
+    """ESS / R-hat / ESS-per-second figures from a ``smtheory.sims.diagnostics.summarize``-style dict."""
     import numpy as np
 
     names = u1_names(D)
@@ -135,7 +135,7 @@ def summarise(diag, D, run_time, cpu_over_wall):
 
 def run_ours(problem, spec, sampler, burnin, steps, thin, chains, seed, log):
     import numpy as np
-    from sims import SampleConfig, SamplingError, sample
+    from smtheory.sims import SampleConfig, SamplingError, sample
 
     draws = steps // thin
     chunk = next(c for c in (500, 400, 250, 200, 100, 50, 40, 25, 20, 10, 8, 5, 4, 2, 1) if draws % c == 0)
@@ -177,7 +177,7 @@ def run_nuts_real(problem, spec, warmup, samples, block, chains, seed, log):
     """The real NumPyro NUTS run of the full posterior (bench_samplers' driver) plus the sequential estimate."""
     import numpy as np
     from bench_samplers import nuts_sequential_estimate, probe_nuts_single, run_nuts
-    from sims.posterior import make_posterior
+    from smtheory.sims.posterior import make_posterior
 
     post = make_posterior(problem, spec)
     load0 = load_average()
@@ -248,7 +248,7 @@ def nuts_probe(post, chains, seed, iters, log, max_seconds=NUTS_PROBE_MAX_S):
     import numpy as np
     from numpyro.infer import NUTS
 
-    k_init, _ = jax.random.split(jax.random.PRNGKey(seed))  # the same starting points as sims.sample
+    k_init, _ = jax.random.split(jax.random.PRNGKey(seed))  # the same starting points as smtheory.sims.sample
     init = jax.vmap(post.init)(jax.random.split(k_init, chains))
     kernel = NUTS(potential_fn=post.potential)
     t0 = time.perf_counter()
@@ -282,7 +282,7 @@ def nuts_probe(post, chains, seed, iters, log, max_seconds=NUTS_PROBE_MAX_S):
 
 def nuts_bound(N, problem, spec, iters, chains, seed, L_ref, log):
     """The N ≥ 100 NUTS record: probe(s) and the upper bound of its ESS/s (see the module docstring)."""
-    from sims.posterior import make_posterior
+    from smtheory.sims.posterior import make_posterior
 
     post = make_posterior(problem, spec)
     rec = dict(sampler="nuts", bound=True, chains=chains, load_before=load_average())
@@ -318,8 +318,8 @@ def overlap_breakdown(problem, spec, chains, seed, reps=100):
     Rao-Blackwellised predictor (conditional moments on all test points), each compiled and timed alone."""
     import jax
     import jax.numpy as jnp
-    from sims import rao_blackwell as rb
-    from sims.overlap import overlap_target
+    from smtheory.sims import rao_blackwell as rb
+    from smtheory.sims.overlap import overlap_target
 
     t = overlap_target(problem, spec)
     pos = jax.vmap(t.init)(jax.random.split(jax.random.PRNGKey(seed), chains))
@@ -351,7 +351,7 @@ def breakdown_share(b, run):
 
 def run_width(N, problem, args, L_ref, log, prev=None):
     import jax
-    from sims.posterior import make_posterior
+    from smtheory.sims.posterior import make_posterior
     from smtheory import ModelSpec
 
     spec = ModelSpec(heads=(2, 2), widths=N, temperature=args.temperature)

@@ -3,11 +3,11 @@
 Task (THEORY.md §5): the 4-path Markov network (heads (2, 2), data seed 0, head seed 0), P = 100 training
 sequences, 1000 test sequences, T = 0.01, all σ² = 1.  Single CPU (``pin_single_cpu``), float64.
 
-1. **V0 Gram**: time of one exact draw of the input-projection block V0 (``sims.gibbs.draw_block``, sample
+1. **V0 Gram**: time of one exact draw of the input-projection block V0 (``smtheory.sims.gibbs.draw_block``, sample
    space) with the closed-form Gram ``J Jᵀ = c² Σ_de (w wᵀ)_de Ξ_d Ξ_eᵀ`` versus the generic matrix-free Gram
    (``L Lᵀ`` applied to the P rows of Ξ, the route every other block takes), at N ∈ {10, 100}; the two draws
    are checked equal (same noise) to 1e-10 first.  Best of ``--blocks`` timing blocks, interleaved.
-2. **Scale moves**: ``sims.run.sample`` (4 chains, Gibbs) at N = 10 with and without the scale moves, the
+2. **Scale moves**: ``smtheory.sims.run.sample`` (4 chains, Gibbs) at N = 10 with and without the scale moves, the
    same seed, burn-in and number of sweeps; reported: min bulk ESS over the traced observables (U_1 entries,
    train energy, test MSE), max R-hat, sweeps per second and ESS per second (compile excluded).
 
@@ -31,8 +31,8 @@ def gram_timing(problem, N, blocks, calls):
     import numpy as np
 
     import smtheory
-    from sims import gibbs
-    from sims.posterior import make_posterior
+    from smtheory.sims import gibbs
+    from smtheory.sims.posterior import make_posterior
 
     spec = smtheory.ModelSpec(heads=(2, 2), widths=N, temperature=0.01)
     post = make_posterior(problem, spec)
@@ -70,8 +70,8 @@ def moves_comparison(problem, N, burnin, steps):
     import warnings
 
     import smtheory
-    import sims.run as run
-    from sims import gibbs
+    import smtheory.sims.run as run
+    from smtheory.sims import gibbs
 
     spec = smtheory.ModelSpec(heads=(2, 2), widths=N, temperature=0.01)
     out = {}

@@ -6,7 +6,7 @@ sequences, T = 0.01, all σ² = 1, equal widths N ∈ {100, 1000} (``--quick``: 
 Two potentials ``U(θ) = (1/2T) Σ_μ (f(x^μ) − y^μ)² + Σ_b |θ_b|²/(2σ_b²)`` over the same weight pytree:
 
 path form
-    ``sims.posterior.make_posterior(problem, spec).potential`` — ``f`` from the precomputed raw path
+    ``smtheory.sims.posterior.make_posterior(problem, spec).potential`` — ``f`` from the precomputed raw path
     features ξ [P, D, N0] (THEORY §2), what every sampler of ``sims`` uses;
 layer by layer
     ``smtheory.network.forward(weights, x, omegas, "last")`` on the bare inputs x [P, 231, 31] with the
@@ -68,7 +68,7 @@ def build(seed, head_seed, n_train):
 
 def potentials(problem, spec, x, y, omegas):
     import jax.numpy as jnp
-    from sims.posterior import make_posterior
+    from smtheory.sims.posterior import make_posterior
     from smtheory.network import forward
 
     post = make_posterior(problem, spec)
@@ -222,7 +222,7 @@ def markdown(d):
         "",
         machine_line(e, d),
         "",
-        "Path form: `jax.jit(jax.grad(sims.posterior.make_posterior(...).potential))` (precomputed path features "
+        "Path form: `jax.jit(jax.grad(smtheory.sims.posterior.make_posterior(...).potential))` (precomputed path features "
         "ξ [P, 4, 231]). Forward: the same potential with f from `smtheory.network.forward` on x [P, 231, 31] with "
         "precomputed attention matrices (JAX arrays), same prior term. Compiled ahead of time (compile excluded); "
         f"{c['blocks']} interleaved blocks of ≥ {c['min_time']} s and ≥ {c['min_calls']} calls; per-call time = "

@@ -3,17 +3,17 @@
 Posterior (THEORY.md §1, §4): 4-path Markov network (heads (2, 2), data seed 0, head seed 0), P = 100
 training sequences, 200 test sequences, T = 0.01, all σ² = 1, float64, equal widths N ∈ {10, 100}.
 
-Observables (the same for every sampler): the traces that ``sims.run`` keeps per chain — every entry of the
+Observables (the same for every sampler): the traces that ``smtheory.sims.run`` keeps per chain — every entry of the
 sampled order parameter U_1 = (1/N1) w wᵀ (16 traces, 10 distinct since U_1 is symmetric), the train energy,
 and ``f_test[:8].mean`` (the network output averaged over the first 8 test points: the "predictor mean"
-observable).  Diagnostics: ``sims.diagnostics`` (rank-normalised split R-hat, bulk ESS; ArviZ conventions).
+observable).  Diagnostics: ``smtheory.sims.diagnostics`` (rank-normalised split R-hat, bulk ESS; ArviZ conventions).
 Reported per sampler: min and median bulk ESS over the 10 distinct U_1 entries, the ESS of
 ``f_test[:8].mean``, and max R-hat over all traces; a figure is marked **unusable** if that R-hat > 1.01.
 
-Samplers, 4 chains each, all started from the same prior draws (``sims.run``'s initialisation, seed 0):
+Samplers, 4 chains each, all started from the same prior draws (``smtheory.sims.run``'s initialisation, seed 0):
 
 gibbs
-    ``sims.run.sample(..., SampleConfig(sampler="gibbs"))`` — exact blocked Gibbs.
+    ``smtheory.sims.run.sample(..., SampleConfig(sampler="gibbs"))`` — exact blocked Gibbs.
 mala
     ``sampler="mala"``; step size tuned first (below).
 langevin
@@ -26,8 +26,8 @@ nuts
     ``jax.lax.scan`` over blocks of ``--nuts-block`` iterations, compiled ahead of time, so that compilation
     is excluded exactly and warm-up and sampling are timed separately (``MCMC.run`` re-traces and re-compiles
     its loop on every call — a second call still cost ~3 s of compilation in our tests).  The observables
-    are computed from every post-warm-up NUTS draw with ``sims.observables.observe`` inside the scan, and the
-    traces are built with ``sims.run``'s own ``_traced``.
+    are computed from every post-warm-up NUTS draw with ``smtheory.sims.observables.observe`` inside the scan, and the
+    traces are built with ``smtheory.sims.run``'s own ``_traced``.
 nuts_seq_est
     Vectorising NUTS makes every chain wait for the longest trajectory of each iteration and turns the
     tree-building branches into selects.  As a fairer reference this row keeps the vectorised run's draws
@@ -41,7 +41,7 @@ Step sizes (h = ε T is the step of θ' = θ − h ∇U + √(2h) ξ; ε is ``Sa
 
 * λ_max: the largest Hessian eigenvalue of the potential U, by power iteration (Hessian-vector products), at a
   posterior-typical point (one Gibbs chain after ``--pilot-sweeps`` sweeps from the prior draw).
-* MALA: pilot runs of BlackJAX's MALA kernel (the one ``sims.mala`` wraps) with 4 chains started at that
+* MALA: pilot runs of BlackJAX's MALA kernel (the one ``smtheory.sims.mala`` wraps) with 4 chains started at that
   point, h = c/λ_max for c ∈ {0.25, 0.5, 1, 2, 4, 8}; the acceptance rate is averaged over the last 200 of 300
   steps; chosen: the largest h with acceptance in [0.5, 0.8] (else the one closest to 0.65).
 * Langevin: h = 0.2/λ_max.  For a Gaussian target the Euler–Maruyama chain is stable for h λ < 2 and inflates
@@ -51,7 +51,7 @@ Step sizes (h = ε T is the step of θ' = θ − h ∇U + √(2h) ξ; ε is ``Sa
 
 Timing (compilation always excluded):
 
-* ours: ``SampleResult.compile_time`` is excluded by ``sims.run``; the run time (burn-in + draws) is
+* ours: ``SampleResult.compile_time`` is excluded by ``smtheory.sims.run``; the run time (burn-in + draws) is
   ``chains · (burnin + steps) / steps_per_second``; the sampling-only time is that × steps / (burnin + steps).
 * NUTS: wall time of the compiled warm-up blocks and of the compiled sampling blocks.
 * ESS/s "total" = ESS / (burn-in or warm-up + sampling time); ESS/s "sampling" = ESS / sampling time.
@@ -89,7 +89,7 @@ MALA_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 MALA_TARGET = (0.5, 0.8)
 LANGEVIN_C = 0.2
 
-# run lengths per N: (burnin, steps, thin) for sims.run; (warmup, samples) for NUTS
+# run lengths per N: (burnin, steps, thin) for smtheory.sims.run; (warmup, samples) for NUTS
 LENGTHS = {
     10: dict(gibbs=(1000, 8000, 4), langevin=(5000, 20000, 10), mala=(5000, 20000, 10), nuts=(100, 200)),
     100: dict(gibbs=(100, 500, 1), langevin=(500, 2500, 5), mala=(500, 2500, 5), nuts=(30, 30)),
@@ -111,7 +111,7 @@ def lengths_for(N, quick):
 # ------------------------------------------------------------------------------------------ summaries
 
 def summarise_diag(diag, D):
-    """ESS / R-hat figures from a ``sims.diagnostics.summarize`` dict keyed by ``sims.run`` trace names."""
+    """ESS / R-hat figures from a ``smtheory.sims.diagnostics.summarize`` dict keyed by ``smtheory.sims.run`` trace names."""
     import numpy as np
     u = [f"U1[{i},{j}]" for i in range(D) for j in range(i, D)]
     ess_u = np.array([float(diag[k]["ess_bulk"]) for k in u])
@@ -143,7 +143,7 @@ def add_rates(rec):
 def gibbs_point(post, seed, sweeps):
     """A posterior-typical weight sample: one Gibbs chain, ``sweeps`` sweeps from the prior draw."""
     import jax
-    from sims import gibbs
+    from smtheory.sims import gibbs
 
     alg = gibbs.build(post)
     k_init, k_run = jax.random.split(jax.random.PRNGKey(seed + 7))
@@ -178,7 +178,7 @@ def lambda_max(post, position, iters=60, seed=0):
 
 
 def tune_mala(post, position, lam, chains, seed, log, n_burn=100, n_meas=200):
-    """Acceptance of BlackJAX MALA (sims.mala's kernel) for h = c/λ_max; returns the grid and the choice."""
+    """Acceptance of BlackJAX MALA (smtheory.sims.mala's kernel) for h = c/λ_max; returns the grid and the choice."""
     import blackjax.mcmc.mala as bm
     import jax
     import jax.numpy as jnp
@@ -208,7 +208,7 @@ def tune_mala(post, position, lam, chains, seed, log, n_burn=100, n_meas=200):
 # ------------------------------------------------------------------------------------------ runs
 
 def run_ours(problem, spec, sampler, burnin, steps, thin, step_size, chains, seed, log):
-    from sims.run import SampleConfig, SamplingError, sample
+    from smtheory.sims.run import SampleConfig, SamplingError, sample
 
     draws = steps // thin
     chunk = next(c for c in (500, 400, 250, 200, 100, 50, 25, 20, 10, 5, 1) if draws % c == 0)
@@ -247,16 +247,16 @@ def run_nuts(problem, spec, post, warmup, samples, block, chains, seed, log):
     import numpy as np
     from numpyro.infer import NUTS
 
-    from sims import diagnostics, observables
-    from sims.posterior import test_features
-    from sims.run import _trace_names, _traced
+    from smtheory.sims import diagnostics, observables
+    from smtheory.sims.posterior import test_features
+    from smtheory.sims.run import _trace_names, _traced
 
     if warmup % block or samples % block:
         raise ValueError(f"NUTS warm-up ({warmup}) and samples ({samples}) must be multiples of the block ({block})")
     D = spec.n_paths
     xi_test = test_features(problem, post.dtype)
     y_test = jax.numpy.asarray(problem.y_test, post.dtype)
-    k_init, _ = jax.random.split(jax.random.PRNGKey(seed))  # the same starting points as sims.run
+    k_init, _ = jax.random.split(jax.random.PRNGKey(seed))  # the same starting points as smtheory.sims.run
     init = jax.vmap(post.init)(jax.random.split(k_init, chains))
     kernel = NUTS(potential_fn=post.potential)
     t0 = time.perf_counter()
@@ -374,7 +374,7 @@ def nuts_sequential_estimate(nuts, probe):
 
 def run_width(N, problem, args, log):
     import jax
-    from sims.posterior import make_posterior
+    from smtheory.sims.posterior import make_posterior
     from smtheory import ModelSpec
 
     spec = ModelSpec(heads=(2, 2), widths=N, temperature=args.temperature)
@@ -559,9 +559,9 @@ def markdown(d):
         "",
         machine_line(e, d, packages=("numpyro", "blackjax")),
         "",
-        "ESS = bulk ESS (`sims.diagnostics`, rank-normalised split chains, all chains pooled). `U1 min`/`U1 med` = "
+        "ESS = bulk ESS (`smtheory.sims.diagnostics`, rank-normalised split chains, all chains pooled). `U1 min`/`U1 med` = "
         "min/median over the 10 distinct entries of U_1; `f8` = ESS of the network output averaged over the first "
-        "8 test points (`sims.run`'s `f_test[:8].mean` trace). `R-hat` = max over all traced observables (U_1, "
+        "8 test points (`smtheory.sims.run`'s `f_test[:8].mean` trace). `R-hat` = max over all traced observables (U_1, "
         "train energy, f8). ESS/s total = ESS / (burn-in or warm-up + sampling seconds), compile excluded; "
         "ESS/s sampling = ESS / sampling seconds. Figures of a sampler with R-hat > 1.01 are **unusable** "
         "(struck through). Method details (step-size tuning, NUTS driver, timing): the script's docstring.",

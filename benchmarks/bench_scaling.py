@@ -15,7 +15,7 @@ Time caps, three levels: (1) a flop model calibrated on this machine predicts th
 (below); points whose probe alone would exceed ``--cap`` seconds are skipped without building anything;
 (2) the child builds the features and times one value+gradient, one closed-form Hessian (when trust-exact
 uses it) and one certificate Hessian-vector product with the solver's own jitted functions, predicts the
-solve from those, and runs ``solvers.solve`` (``max_iter``, default 50) only if the prediction is below
+solve from those, and runs ``smtheory.solvers.solve`` (``max_iter``, default 50) only if the prediction is below
 ``--cap`` (else it is recorded as "probe only" with the reason); (3) the subprocess is killed after
 ``--timeout`` seconds, and bigger points are then skipped.
 
@@ -44,8 +44,8 @@ QUICK_P = [100, 1000]
 QUICK_D = [4, 16]
 HEADS = {4: (2, 2), 16: (4, 4), 64: (8, 8)}
 N0 = 231
-DENSE_HESSIAN_MAX = 300  # mirrors solvers.numeric (parameters up to which trust-exact is used)
-DENSE_CERTIFICATE_MAX = 600  # mirrors solvers.numeric (entries up to which the certificate is dense)
+DENSE_HESSIAN_MAX = 300  # mirrors smtheory.solvers.numeric (parameters up to which trust-exact is used)
+DENSE_CERTIFICATE_MAX = 600  # mirrors smtheory.solvers.numeric (entries up to which the certificate is dense)
 
 
 def maxrss_bytes():
@@ -65,7 +65,7 @@ def n_params(D, H):
 # ------------------------------------------------------------------------------------------ cost model
 
 def predicted_flops(P, D, iters=8):
-    """Rough flop count of one cold solve (optimiser + certificate) with the current ``solvers.numeric``.
+    """Rough flop count of one cold solve (optimiser + certificate) with the current ``smtheory.solvers.numeric``.
 
     value+grad ≈ 3 products of cost 2 P² D N0 (K, G Ξ, and the contraction) plus a Cholesky; a
     Hessian-vector product ≈ 2 value+grad.  trust-exact (≤ 300 parameters) adds the closed-form Hessian:
@@ -123,7 +123,7 @@ def _probe(name, fn, rec, dump, repeats=1):
     t0 = time.perf_counter()
     try:
         jax.block_until_ready(fn())
-    except (AttributeError, TypeError) as exc:  # private API of solvers.numeric changed: record, do not fail
+    except (AttributeError, TypeError) as exc:  # private API of smtheory.solvers.numeric changed: record, do not fail
         rec["probe"][name] = dict(error=f"{type(exc).__name__}: {exc}")
         dump()
         return
@@ -150,9 +150,9 @@ def run_point(P, D, args, out_path, mode):
     import numpy as np
     import jax
     import jax.numpy as jnp
-    import solvers
-    from solvers import numeric as nm
-    from solvers import parameterization as par
+    import smtheory.solvers
+    from smtheory.solvers import numeric as nm
+    from smtheory.solvers import parameterization as par
     from smtheory.action import ActionConstants
     from smtheory.model import ModelSpec
     rec["rss_after_imports"] = maxrss_bytes()
@@ -170,7 +170,7 @@ def run_point(P, D, args, out_path, mode):
     spec = ModelSpec(heads=HEADS[D], widths=N, temperature=0.01)
     rec["N"] = N
     # per-evaluation costs at the GP point, with the solver's own jitted functions (private API of
-    # solvers.numeric: the same compiled functions that solve() uses, so no extra compilation for those)
+    # smtheory.solvers.numeric: the same compiled functions that solve() uses, so no extra compilation for those)
     xi = jnp.asarray(problem.scaled_train(spec))
     y = jnp.asarray(problem.y_train)
     c = ActionConstants.from_spec(spec)
@@ -184,8 +184,8 @@ def run_point(P, D, args, out_path, mode):
         _probe("analytic_hessian", lambda: nm._hessian_analytic(theta, xi, y, c, scale), rec, dump)
     vec = jnp.asarray(par.pack_entries(gp))
     n_entries = sum(d * (d + 1) // 2 for d in spec.partial_paths)
-    # the certificate: closed-form dense Hessian where solvers.numeric has one and uses it, else one HVP per
-    # entry (dense) or Lanczos on HVPs (mirrors solvers.numeric.hessian_certificate)
+    # the certificate: closed-form dense Hessian where smtheory.solvers.numeric has one and uses it, else one HVP per
+    # entry (dense) or Lanczos on HVPs (mirrors smtheory.solvers.numeric.hessian_certificate)
     analytic_cert = (hasattr(nm, "_entries_hessian_analytic") and n_entries <= nm.DENSE_CERTIFICATE_MAX
                      and (D * N0) ** 2 * 8 <= nm.ANALYTIC_HESSIAN_BYTES)
     rec["certificate_kind"] = ("dense closed form" if analytic_cert else
@@ -199,7 +199,7 @@ def run_point(P, D, args, out_path, mode):
     # entry when dense, ~100 in Lanczos otherwise)
     pr = {k: v for k, v in rec["probe"].items() if "per_call" in v}
     if "value_and_grad" not in pr or "certificate_hvp" not in pr:
-        raise RuntimeError(f"probes failed (private API of solvers.numeric changed?): {rec['probe']}")
+        raise RuntimeError(f"probes failed (private API of smtheory.solvers.numeric changed?): {rec['probe']}")
     t_vg, t_hvp = pr["value_and_grad"]["per_call"], pr["certificate_hvp"]["per_call"]
     if n <= nm.DENSE_HESSIAN_MAX:
         t_opt = 6 * (3 * t_vg + pr.get("analytic_hessian", {}).get("per_call", n * t_hvp))
@@ -230,7 +230,7 @@ def run_point(P, D, args, out_path, mode):
         return
 
     t0 = time.perf_counter()
-    res = solvers.solve(problem, spec, max_iter=args.max_iter)
+    res = smtheory.solvers.solve(problem, spec, max_iter=args.max_iter)
     rec["solve_wall"] = time.perf_counter() - t0  # incl. JIT compilation and the certificate
     rec.update(solve_time=res.time, iterations=res.iterations, n_evaluations=res.n_evaluations,
                converged=res.converged, max_residual=res.max_residual, hessian_min_eig=res.hessian_min_eig,
@@ -365,7 +365,7 @@ def _write(args, env, threads, rate, efficiency, rows, Ps, Ds, wall):
                   features="Markov-task inputs (noise 1,1,1) through 2 layers of random w-style heads "
                            "(strength 1, beta 10), KernelProblem.from_inputs, readout last",
                   labels="Markov-task classes ±1 (balanced)", alpha=args.alpha, widths="N = P / alpha, all equal",
-                  temperature=0.01, variances="all 1", init="GP", solver="solvers.solve (default tol 1e-9)",
+                  temperature=0.01, variances="all 1", init="GP", solver="smtheory.solvers.solve (default tol 1e-9)",
                   max_iter=args.max_iter, cap_s=args.cap, timeout_s=args.timeout, seed=args.seed,
                   threads=args.threads, flop_rate_numpy=rate, flop_model_efficiency=efficiency,
                   peak_memory="ru_maxrss of a fresh subprocess per point (includes Python/JAX baseline)",
@@ -388,7 +388,7 @@ def markdown(d):
              f"{'Quick mode. ' if c['quick'] else ''}"
              f"Script wall time {d['script_wall_time']:.0f} s.\n")
     L.append("`solve time` = `result.time` (optimiser only, no JIT, no certificate); `solve wall` = the whole "
-             "`solvers.solve` call in a fresh process (JIT compilation + optimiser + certificate). "
+             "`smtheory.solvers.solve` call in a fresh process (JIT compilation + optimiser + certificate). "
              "Peak RSS = `ru_maxrss` of the point's subprocess (includes the Python + JAX baseline, "
              "given as 'after imports'; for 'probe only' rows it is the peak up to the probes, without a solve); "
              "theory = 8 (P² + P·D·N0) bytes. 'predicted solve' is the rough flop model used only to decide "
@@ -412,7 +412,7 @@ def markdown(d):
     L.append("Per-evaluation costs at the GP point (the solver's own jitted functions; second call, seconds; "
              "RSS after the probe in MiB): value+gradient of S; the closed-form Hessian used by trust-exact; one "
              "Hessian-vector product in the certificate's entries (a dense certificate from HVPs does one per entry, "
-             "batched); the closed-form certificate Hessian where `solvers.numeric` has and uses one.\n")
+             "batched); the closed-form certificate Hessian where `smtheory.solvers.numeric` has and uses one.\n")
     L.append("| P | D | t(value+grad) | t(analytic Hessian) | t(certificate HVP) | certificate | t(closed-form "
              "certificate Hessian) | certificate entries | RSS after build | RSS after probes |")
     L.append("|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|")

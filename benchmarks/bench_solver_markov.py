@@ -4,13 +4,13 @@ Task (THEORY.md §5): 4-path network, P = 100 training sequences, T = 0.01, all 
 equal widths N ∈ {10, 30, 50, 100, 300, 500, 1000}.
 
 Our side
-    ``solvers.continuation(problem, spec, widths=...)`` (largest N first, each point warm-started
+    ``smtheory.solvers.continuation(problem, spec, widths=...)`` (largest N first, each point warm-started
     from its neighbour).  Per N: ``result.time`` (optimiser only, no JIT, no certificate) and the wall
     time of the whole point including the certificate (residuals + Hessian eigenvalue), measured by
     the continuation's progress callback.  Repeated ``--repeats`` times; the minimum is reported.
-    For reference also a cold ``solvers.solve`` from the GP value (the same start Adam gets).
+    For reference also a cold ``smtheory.solvers.solve`` from the GP value (the same start Adam gets).
 Authors' side
-    ``solvers.adam.solve_adam`` independently per N from the GP value: Adam lr 0.1, stop at
+    ``smtheory.solvers.adam.solve_adam`` independently per N from the GP value: Adam lr 0.1, stop at
     ``max|grad| < 1e-5`` or 50 000 steps (``.time`` excludes JIT).  For reference also the same Adam
     with a tighter gradient tolerance (``--tight-gtol``, default 1e-7), to show what Adam costs when
     it is asked for a U_1 that agrees with ours to better than 1e-5.
@@ -45,12 +45,12 @@ def rel_diff(a, b):
 
 
 def run_ours(problem, spec, widths, repeats, log):
-    import solvers
+    import smtheory.solvers
     runs = []
     for r in range(repeats):
         marks = []  # (wall, cpu) after each point, in visiting order
         t0, c0 = time.perf_counter(), time.process_time()
-        results = solvers.continuation(problem, spec, widths=widths,
+        results = smtheory.solvers.continuation(problem, spec, widths=widths,
                                        progress=lambda i, n, res: marks.append((time.perf_counter(), time.process_time(),
                                                                                 max(res.spec.widths))))
         total_wall, total_cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -73,11 +73,11 @@ def run_ours(problem, spec, widths, repeats, log):
 
 
 def run_ours_cold(problem, spec, widths, log):
-    import solvers
+    import smtheory.solvers
     out = {}
     for N in widths:
         t0 = time.perf_counter()
-        res = solvers.solve(problem, spec.replace(widths=N))
+        res = smtheory.solvers.solve(problem, spec.replace(widths=N))
         out[N] = dict(time=res.time, wall=time.perf_counter() - t0, iterations=res.iterations,
                       converged=res.converged, max_residual=res.max_residual, hessian_min_eig=res.hessian_min_eig,
                       action=res.action, message=res.message, U1=np.asarray(res.U1))
@@ -86,7 +86,7 @@ def run_ours_cold(problem, spec, widths, log):
 
 
 def run_adam(problem, spec, widths, repeats, gtol, log, label):
-    from solvers.adam import solve_adam
+    from smtheory.solvers.adam import solve_adam
     out = {}
     for N in widths:
         reps = []
@@ -128,8 +128,8 @@ def main(argv=None):
     env["threads"] = threads
     from smtheory.model import ModelSpec
     from smtheory.tasks.markov import markov_problem
-    import solvers
-    from solvers.adam import solve_adam
+    import smtheory.solvers
+    from smtheory.solvers.adam import solve_adam
 
     t0 = time.perf_counter()
     problem = markov_problem(paths=4, n_train=100, n_test=1000, seed=args.seed, head_seed=args.head_seed)
@@ -140,8 +140,8 @@ def main(argv=None):
 
     # --- warm-up (JIT compilation of every jitted function on both sides; widths are traced, so one width suffices)
     t0 = time.perf_counter()
-    solvers.solve(problem, spec)
-    solvers.continuation(problem, spec, widths=[max(widths)])
+    smtheory.solvers.solve(problem, spec)
+    smtheory.solvers.continuation(problem, spec, widths=[max(widths)])
     solve_adam(problem, spec, max_steps=1)
     if args.tight_gtol > 0:
         solve_adam(problem, spec, gtol=args.tight_gtol, max_steps=1)
@@ -222,7 +222,7 @@ def main(argv=None):
     config = dict(task="markov", paths=4, n_train=100, n_test=1000, seed=args.seed, head_seed=args.head_seed,
                   heads=[2, 2], temperature=0.01, variances="all 1", widths=widths, repeats=args.repeats,
                   adam_repeats=args.adam_repeats, adam=dict(lr=0.1, gtol=1e-5, max_steps=50_000, init="GP"),
-                  adam_tight_gtol=args.tight_gtol or None, ours="solvers.continuation (default tol 1e-9)",
+                  adam_tight_gtol=args.tight_gtol or None, ours="smtheory.solvers.continuation (default tol 1e-9)",
                   threads=args.threads, speedup_goal=SPEEDUP_GOAL, rel_diff_goal=REL_DIFF_GOAL,
                   timing="min over repeats; result.time / AdamResult.time exclude JIT compilation; "
                          "ours_wall = wall time of the point inside continuation incl. certificate")
@@ -247,7 +247,7 @@ def markdown(d):
              f"head seed {c['head_seed']}. Machine: {e['cpu_count']} CPUs ({e['cpu_model']}), {e['platform']}; "
              f"numpy {e['numpy']}, scipy {e['scipy']}, jax {e['jax']}; commit {e['git_commit'] or 'n/a'}; "
              f"{e['date_utc']}.\n")
-    L.append(f"Ours: `solvers.continuation` (N from large to small, warm-started), best of {c['repeats']} repeats. "
+    L.append(f"Ours: `smtheory.solvers.continuation` (N from large to small, warm-started), best of {c['repeats']} repeats. "
              f"`time` = optimiser only (no JIT, no certificate); `wall` = the whole point including the "
              f"certificate (saddle-point residuals + Hessian eigenvalue). Adam: lr 0.1 on raw symmetrised "
              f"matrices, stop at max|grad| < 1e-5 (≤ 50 000 steps), GP init, best of {c['adam_repeats']}. "
@@ -277,7 +277,7 @@ def markdown(d):
         L.append(f"| **total** | {fmt(tot['tight_time'])} | | | | | {fmt(tot['tight_speed_ratio'])} | "
                  f"{fmt(tot['tight_goal_met_all_N'])} |\n")
     if rows and "cold_time" in rows[0]:
-        L.append("Reference — our `solvers.solve` cold from the GP value (Adam's start), per N:\n")
+        L.append("Reference — our `smtheory.solvers.solve` cold from the GP value (Adam's start), per N:\n")
         L.append("| N | time [s] | wall [s] | it | conv | max resid | rel diff vs continuation |")
         L.append("|---:|---:|---:|---:|:---:|---:|---:|")
         for r in rows:

@@ -51,7 +51,7 @@ def _pin_all_threads(cpu):
 
 
 def _warm():
-    from validation import sweep
+    from smtheory.validation import sweep
 
     cfg = sweep.parse_config(WARMUP)
     for task in sweep.make_tasks(cfg):
@@ -60,7 +60,7 @@ def _warm():
 
 
 def _inprocess(cfg):
-    from validation import sweep
+    from smtheory.validation import sweep
 
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
@@ -70,7 +70,7 @@ def _inprocess(cfg):
 
 def _inprocess_on_worker(raw):
     """The in-process sweep (no Dask scheduling) run inside a pinned worker process: same CPU, same JIT cache."""
-    from validation import sweep
+    from smtheory.validation import sweep
 
     return _inprocess(sweep.parse_config(raw))
 
@@ -110,7 +110,7 @@ def _start(n_workers, first_cpu):
 
 
 def _cluster_sweep(cfg, cluster, info):
-    from validation import sweep
+    from smtheory.validation import sweep
 
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
@@ -123,7 +123,7 @@ def _cluster_sweep(cfg, cluster, info):
 
 def main():
     threads = configure_threads("1", pin=False)  # before JAX: the spawned workers inherit the environment
-    from validation import sweep
+    from smtheory.validation import sweep
 
     cfg = sweep.parse_config(CONFIG)
     n_tasks = len(sweep.make_tasks(cfg))

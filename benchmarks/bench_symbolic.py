@@ -1,4 +1,4 @@
-"""Benchmark: the symbolic solver (solvers.symbolic) — derivation cost, lambdified residuals, closed forms.
+"""Benchmark: the symbolic solver (smtheory.solvers.symbolic) — derivation cost, lambdified residuals, closed forms.
 
 1. Derivation time vs architecture size: ``build_action`` ("phi" mode, symbolic widths/variances/T),
    ``saddle_point_equations(simplify="none")``, the random-point check against THEORY's matrix form, and
@@ -6,7 +6,7 @@
 2. Residual evaluation, measured side by side in one run on the same point: the lambdified symbolic residuals
    (NumPy and jitted JAX; explicit energy with given train kernels, heads (2, 2), P = 3) against the numeric
    code's ``smtheory.action.saddle_point_residuals`` (JAX, jitted).  Best of 5 blocks of ≥ 0.2 s each.
-3. Closed form vs numeric solver (``solvers.solve``): largest relative difference of ``U_1..U_L, U_a`` and the
+3. Closed form vs numeric solver (``smtheory.solvers.solve``): largest relative difference of ``U_1..U_L, U_a`` and the
    wall time of each (closed form: SymPy derivation + roots / reduced Newton; numeric: ``res.time``, which
    excludes JIT compilation).
 
@@ -55,9 +55,9 @@ def main():
     import sympy as sp
 
     import smtheory as smt
-    import solvers
+    import smtheory.solvers
     from smtheory.action import ActionConstants, saddle_point_residuals
-    from solvers.symbolic import (architecture, build_action, check_theory_equations, commuting_kernel_solution, deep_linear_solution,
+    from smtheory.solvers.symbolic import (architecture, build_action, check_theory_equations, commuting_kernel_solution, deep_linear_solution,
                                   from_spec, gp_solution, kernels_from_problem, numeric_saddle_point,
                                   saddle_point_equations)
     from tests.conftest import random_problem
@@ -87,7 +87,7 @@ def main():
     # residuals side by side
     prob = random_problem(heads=(2, 2), P=3, seed=7)
     spec = smt.ModelSpec(heads=(2, 2), widths=(6, 9, 5), temperature=0.05, variances=(1.2, 0.7, 1.0, 1.3))
-    res = solvers.solve(prob, spec)
+    res = smtheory.solvers.solve(prob, spec)
     C, y = kernels_from_problem(prob, spec)
     t0 = time.perf_counter()
     sa = build_action(from_spec(spec), C, y=y)
@@ -129,7 +129,7 @@ def main():
         t0 = time.perf_counter()
         ex = deep_linear_solution(s, pr)
         tc = time.perf_counter() - t0
-        r = solvers.solve(pr, s)
+        r = smtheory.solvers.solve(pr, s)
         closed.append(dict(case=f"deep linear L={L}", heads=list(s.heads), closed_form_s=tc, numeric_s=r.time,
                            numeric_converged=r.converged, degree=ex.degree, reason=ex.reason,
                            max_rel_diff=max([rel(a, b) for a, b in zip(ex.U, r.U)] + [rel(ex.U_a, r.U_a)])))
@@ -146,7 +146,7 @@ def main():
         t0 = time.perf_counter()
         ex = commuting_kernel_solution(s, pr)
         tc = time.perf_counter() - t0
-        r = solvers.solve(pr, s)
+        r = smtheory.solvers.solve(pr, s)
         closed.append(dict(case=f"orthogonal commuting paths {heads}", heads=list(heads), closed_form_s=tc,
                            numeric_s=r.time, numeric_converged=r.converged, newton_iterations=ex.iterations,
                            max_rel_diff=max([rel(a, b) for a, b in zip(ex.U, r.U)] + [rel(ex.U_a, r.U_a)])))
@@ -154,7 +154,7 @@ def main():
     t0 = time.perf_counter()
     Us, Ua = gp_solution(s).numeric()
     tc = time.perf_counter() - t0
-    r = solvers.solve(smt.KernelProblem(np.zeros((5, 4, 3)), np.ones(5), (2, 2)), s)
+    r = smtheory.solvers.solve(smt.KernelProblem(np.zeros((5, 4, 3)), np.ones(5), (2, 2)), s)
     closed.append(dict(case="GP (Φ = 0) (2, 2)", heads=[2, 2], closed_form_s=tc, numeric_s=r.time,
                        numeric_converged=r.converged,
                        max_rel_diff=max([rel(a, b) for a, b in zip(Us, r.U)] + [rel(Ua, r.U_a)])))

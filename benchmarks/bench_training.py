@@ -3,13 +3,13 @@
 Measured (THEORY.md §6–7), on the default configuration of ``smtheory train`` (2 layers × 4 heads,
 N = 32, G = 8, batch 64):
 
-1. Training throughput of :func:`sims.training.train` for the digits one-shot task and the Markov
+1. Training throughput of :func:`smtheory.sims.training.train` for the digits one-shot task and the Markov
    task: ``update`` steps/s (the jitted Adam step only, as recorded by ``train``) and end-to-end
    steps/s (wall time of the whole call, data generation and validation included; the compilation of
    the step, which every call does once, is cancelled by subtracting the wall time of a 1-step run).
 2. Cost of ranking the heads of a trained digits model:
    * theory scores — path features of the theory training set (P = 400) + one saddle-point solve at
-     one temperature (:func:`solvers.solve`, certificate included; JIT warmed up by a first solve) +
+     one temperature (:func:`smtheory.solvers.solve`, certificate included; JIT warmed up by a first solve) +
      :func:`smtheory.pruning.head_scores`;
    * gradient head importance (Michel et al. 2019) on 500 validation sequences;
    * single-head ablation: one pruned forward pass per head on 500 validation sequences.
@@ -33,7 +33,7 @@ NAME = "bench_training"
 
 
 def bench_train(task, steps, repeats):
-    from sims.training import TrainConfig, train
+    from smtheory.sims.training import TrainConfig, train
 
     def run(n):
         cfg = TrainConfig(task=task, steps=n, log_every=min(50, n), checkpoint_every=n, eval_size=200,
@@ -56,13 +56,13 @@ def bench_train(task, steps, repeats):
 def bench_scores(model_path, repeats):
     import numpy as np
 
-    import solvers
-    from sims.training import (TrainConfig, accuracy, attention_layers, head_mask_gradient, load_model, make_task,
+    import smtheory.solvers
+    from smtheory.sims.training import (TrainConfig, accuracy, attention_layers, head_mask_gradient, load_model, make_task,
                                sample_data, train)
     from smtheory.model import ModelSpec
     from smtheory.problem import KernelProblem
     from smtheory.pruning import gradient_importance, head_scores, prune
-    from validation.pruning import _features
+    from smtheory.validation.pruning import _features
 
     if model_path and os.path.exists(model_path):
         model = load_model(model_path)
@@ -82,7 +82,7 @@ def bench_scores(model_path, repeats):
         layers = attention_layers(params)
         xi = _features(x_tr, layers, cfg.readout)
         t1 = time.perf_counter()
-        res = solvers.solve(KernelProblem(xi, y_tr, cfg.heads), spec)
+        res = smtheory.solvers.solve(KernelProblem(xi, y_tr, cfg.heads), spec)
         t2 = time.perf_counter()
         head_scores(res.U1, cfg.heads)
         t3 = time.perf_counter()

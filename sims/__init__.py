@@ -2,22 +2,22 @@
 
 Collapsed samplers (cost independent of N for ``overlap``; docs/theory.md §8):
 
-- :mod:`sims.overlap` — the exact order-parameter hierarchy (Bartlett coordinates) and its
-  marginal likelihood; sampled by NUTS (:mod:`sims.nuts`, BlackJAX window adaptation);
-- :mod:`sims.collapsed` — the upper weights with V⁰ integrated out; sampled by preconditioned
-  Langevin (:mod:`sims.collapsed_langevin`, Metropolis-adjusted by default);
-- :mod:`sims.rao_blackwell` — the predictor given U_1 (exact conditional moments);
-- :mod:`sims.collapsed_run` — their driver.
+- :mod:`smtheory.sims.overlap` — the exact order-parameter hierarchy (Bartlett coordinates) and its
+  marginal likelihood; sampled by NUTS (:mod:`smtheory.sims.nuts`, BlackJAX window adaptation);
+- :mod:`smtheory.sims.collapsed` — the upper weights with V⁰ integrated out; sampled by preconditioned
+  Langevin (:mod:`smtheory.sims.collapsed_langevin`, Metropolis-adjusted by default);
+- :mod:`smtheory.sims.rao_blackwell` — the predictor given U_1 (exact conditional moments);
+- :mod:`smtheory.sims.collapsed_run` — their driver.
 
 Weight-space samplers:
 
-- :mod:`sims.posterior` — the posterior in path form (log density, gradient, prior draws);
-- :mod:`sims.gibbs` — exact blocked Gibbs (each layer's conditional is Gaussian);
-- :mod:`sims.langevin`, :mod:`sims.mala` — Langevin / MALA on all weights (``full-langevin``,
+- :mod:`smtheory.sims.posterior` — the posterior in path form (log density, gradient, prior draws);
+- :mod:`smtheory.sims.gibbs` — exact blocked Gibbs (each layer's conditional is Gaussian);
+- :mod:`smtheory.sims.langevin`, :mod:`smtheory.sims.mala` — Langevin / MALA on all weights (``full-langevin``,
   ``full-mala``);
-- :mod:`sims.observables`, :mod:`sims.diagnostics`, :mod:`sims.checkpoint` — online moments,
+- :mod:`smtheory.sims.observables`, :mod:`smtheory.sims.diagnostics`, :mod:`smtheory.sims.checkpoint` — online moments,
   R-hat / ESS / MCSE, atomic fingerprinted checkpoints;
-- :mod:`sims.run` — :func:`sample`, the one entry point, with automatic extension until R-hat
+- :mod:`smtheory.sims.run` — :func:`sample`, the one entry point, with automatic extension until R-hat
   ≤ 1.01 (or a flagged result).
 """
 from .config import COLLAPSED, SAMPLERS, SampleConfig, SampleResult, SamplingError

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 
 class SamplingAlgorithm(NamedTuple):

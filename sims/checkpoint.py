@@ -27,12 +27,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_metadata", "fingerprint", "check_fingerprint", "FORMAT"]
 
 #: Format tag written into every checkpoint header.
-FORMAT = "sims.checkpoint/1"
+FORMAT = "smtheory.sims.checkpoint/1"
 
 _HEADER = "__header__"
 

@@ -22,11 +22,11 @@ precomputed ``[D, D, P, P]`` path-pair kernels, :func:`path_kernel_energy` (``3 
 flops; about 1 ms instead of 6 ms per chain on the Markov task, D = 4, N0 = 231, P = 100); see
 :func:`choose_data_term`.  Its cost does not depend on N.
 
-Positions are flat 1-D arrays (:class:`sims.collapsed_base.CollapsedTarget`); :func:`ravel`
+Positions are flat 1-D arrays (:class:`smtheory.sims.collapsed_base.CollapsedTarget`); :func:`ravel`
 and :func:`unravel` convert to and from the pytree ``{"V": [...], "a": ...}`` (C order,
 ``jax.flatten_util.ravel_pytree`` layout).  :func:`draw_input_projection` completes a
 collapsed draw into a full weight sample ``{"V0", "V", "a"}`` by an exact draw of
-``V⁰ | θ_up, data`` (Gaussian; the ``V0`` block of :mod:`sims.gibbs`).
+``V⁰ | θ_up, data`` (Gaussian; the ``V0`` block of :mod:`smtheory.sims.gibbs`).
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from smtheory import _jax  # noqa: F401  (float64 enabled)
-from smtheory._validate import InputError
+from smtheory import jax_setup  # noqa: F401  (float64 enabled)
+from smtheory.checks import InputError
 from smtheory.action import energy_term
 from smtheory.kernels import path_pair_kernels
 from smtheory.model import ModelSpec
@@ -73,7 +73,7 @@ def upper_template(spec: ModelSpec, n0: int, dtype=jnp.float64):
     ----------
     spec : ModelSpec
     n0 : int
-        Input width ``N0`` (only used through :func:`sims.posterior.weight_shapes`).
+        Input width ``N0`` (only used through :func:`smtheory.sims.posterior.weight_shapes`).
     dtype : jnp.float64 or jnp.float32
 
     Returns
@@ -253,7 +253,7 @@ def draw_input_projection(problem: KernelProblem, spec: ModelSpec, key, position
 
     Given the upper weights the network is linear in ``V⁰`` with a Gaussian prior, so the
     conditional is Gaussian (docs/theory.md §8.1); it is drawn exactly by the ``V0`` block
-    update of :mod:`sims.gibbs` (Matheron's rule, one ``P × P`` solve).  If the positions are
+    update of :mod:`smtheory.sims.gibbs` (Matheron's rule, one ``P × P`` solve).  If the positions are
     draws of :func:`collapsed_target`, the results are draws of the full weight posterior.
 
     Parameters

@@ -2,7 +2,7 @@
 
 A *collapsed target* is a posterior whose draws determine the path-path order parameter
 ``U_1`` without the input projection ``V⁰``: the order-parameter hierarchy of
-:mod:`sims.overlap` (cost independent of N) or the upper weights of :mod:`sims.collapsed`
+:mod:`smtheory.sims.overlap` (cost independent of N) or the upper weights of :mod:`smtheory.sims.collapsed`
 (``V⁰`` integrated out).  A *kernel* is an MCMC algorithm for such a target in the BlackJAX
 style, split into an adaptive warm-up and a fixed step:
 
@@ -12,7 +12,7 @@ style, split into an adaptive warm-up and a fixed step:
   adapted parameters held fixed (so the chain is a time-homogeneous Markov chain).
 
 Positions are flat 1-D arrays (targets unravel them themselves), so a diagonal mass matrix is a
-vector of the same length.  Everything is pure JAX: the driver (:mod:`sims.collapsed_run`)
+vector of the same length.  Everything is pure JAX: the driver (:mod:`smtheory.sims.collapsed_run`)
 vectorises over chains with ``jax.vmap`` and iterates with ``jax.lax.scan``.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Preconditioned Langevin (MALA / ULA) with Stan-style warm-up for a collapsed target.
 
-For a :class:`sims.collapsed_base.CollapsedTarget` (docs/theory.md §8.1: the upper weights
+For a :class:`smtheory.sims.collapsed_base.CollapsedTarget` (docs/theory.md §8.1: the upper weights
 with ``V⁰`` integrated out, or any other flat-position posterior), one transition proposes
 one Euler–Maruyama step of the preconditioned Langevin diffusion with a diagonal mass
 matrix ``M`` (``m = M⁻¹``, the *inverse* mass matrix, a vector):
@@ -58,8 +58,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import _jax  # noqa: F401  (float64 enabled)
-from smtheory._validate import InputError
+from smtheory import jax_setup  # noqa: F401  (float64 enabled)
+from smtheory.checks import InputError
 
 from .collapsed_base import CollapsedTarget, Kernel, KernelInfo, KernelParams
 
@@ -275,7 +275,7 @@ def _non_negative_int(name, value):
 
 def _check_build(target, adjusted, target_acceptance, initial_step_size):
     if not isinstance(target, CollapsedTarget):
-        raise InputError(f"target must be a sims.collapsed_base.CollapsedTarget, got {type(target).__name__}")
+        raise InputError(f"target must be a smtheory.sims.collapsed_base.CollapsedTarget, got {type(target).__name__}")
     if not isinstance(adjusted, (bool, np.bool_)):
         raise InputError(f"adjusted must be True (MALA) or False (ULA), got {adjusted!r}")
     try:

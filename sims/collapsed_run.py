@@ -1,13 +1,13 @@
 """Driver of the collapsed samplers: warm-up, recorded draws, Rao-Blackwellised predictor, checkpoints.
 
-``overlap`` (NUTS on the order-parameter hierarchy, :mod:`sims.overlap`) and ``langevin``
-(preconditioned Langevin on the V⁰-collapsed weights, :mod:`sims.collapsed`) share this driver
+``overlap`` (NUTS on the order-parameter hierarchy, :mod:`smtheory.sims.overlap`) and ``langevin``
+(preconditioned Langevin on the V⁰-collapsed weights, :mod:`smtheory.sims.collapsed`) share this driver
 (docs/theory.md §8). ``chains`` chains run under ``jax.vmap``; each is warmed up with its own
 adaptation (step size, diagonal mass matrix), then advanced by ``jax.lax.scan`` in compiled blocks of
 ``chunk`` recorded draws. Per recorded draw the driver keeps ``U_1`` (all entries, or the diagonal
 when D > 16), the conditional train energy and test MSE and the mean conditional prediction on the
 first 8 test points as traces, and running moments of ``U_1`` and of the conditional predictor
-(:mod:`sims.rao_blackwell`) — no weights are stored. After every block the whole state is
+(:mod:`smtheory.sims.rao_blackwell`) — no weights are stored. After every block the whole state is
 checkpointed atomically with the problem's fingerprint, so an interrupted run resumes bit-identically
 and a checkpoint of another problem is refused by name.
 
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 from . import checkpoint as ckpt
 from . import diagnostics, observables
@@ -38,7 +38,7 @@ __all__ = ["build_target", "build_kernel", "sample_collapsed", "trace_names"]
 
 
 def build_target(problem, spec, config: SampleConfig):
-    """The :class:`~sims.collapsed_base.CollapsedTarget` of ``config.sampler``."""
+    """The :class:`~smtheory.sims.collapsed_base.CollapsedTarget` of ``config.sampler``."""
     if config.sampler == "overlap":
         from .overlap import overlap_target
 
@@ -65,7 +65,7 @@ _UNIQUE = itertools.count()
 def _target_parts(problem, spec, config):
     """``(static, theta, init)``: a hashable static key, a pytree of arrays and the chains' start.
 
-    For ``overlap`` the widths are values in ``theta`` (:func:`sims.overlap.overlap_parts`), so every
+    For ``overlap`` the widths are values in ``theta`` (:func:`smtheory.sims.overlap.overlap_parts`), so every
     width of one network shares compiled code; the collapsed weights' shapes depend on N anyway.
     """
     if config.sampler == "overlap":
@@ -291,7 +291,7 @@ def _rhat_max(run):
 
 def sample_collapsed(problem, spec, config: SampleConfig, *, checkpoint=None, resume=False, progress=True,
                      bar_factory=None):
-    """Run a collapsed sampler (``overlap`` or ``langevin``) and summarise it; see :func:`sims.run.sample`."""
+    """Run a collapsed sampler (``overlap`` or ``langevin``) and summarise it; see :func:`smtheory.sims.run.sample`."""
     run = _Run(problem, spec, config, checkpoint)
     if resume:
         if not os.path.exists(checkpoint):

@@ -1,4 +1,4 @@
-"""Settings and results of a sampling run (:func:`sims.run.sample`).
+"""Settings and results of a sampling run (:func:`smtheory.sims.run.sample`).
 
 :class:`SampleConfig` is validated on construction and keeps the *converted* values (a
 ``chains=2.0`` becomes ``2``; ``20.5`` is refused). :class:`SampleResult` is the same record for
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from smtheory._validate import InputError, non_negative_int, positive_int, seed
+from smtheory.checks import InputError, non_negative_int, positive_int, seed
 
 from .base import check_step_size
 

@@ -29,7 +29,7 @@ from scipy.fft import next_fast_len
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 __all__ = ["ConvergenceWarning", "rhat", "ess_bulk", "ess_mean", "mcse_mean", "jackknife_mcse", "summarize", "RHAT_THRESHOLD"]
 
@@ -270,7 +270,7 @@ def summarize(traces, threshold=RHAT_THRESHOLD, warn=True):
     Parameters
     ----------
     traces : dict name -> array [chains, draws, ...]
-        At least 2 chains and 4 draws each (e.g. :func:`sims.observables.trace_scalars`
+        At least 2 chains and 4 draws each (e.g. :func:`smtheory.sims.observables.trace_scalars`
         stacked over draws and chains, chain axis first).
     threshold : float
         R-hat above which an observable is reported as not converged (default 1.01).

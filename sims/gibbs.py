@@ -69,7 +69,7 @@ by one independence Metropolis–Hastings step from the Laplace approximation at
 accepts almost always because the n_b are large.  Check R-hat/ESS all the same: exact updates
 do not by themselves imply fast mixing.
 
-The sampler follows :mod:`sims.base`: ``build(posterior).init(position)`` and
+The sampler follows :mod:`smtheory.sims.base`: ``build(posterior).init(position)`` and
 ``.step(key, state) -> (state, info)`` for one chain; vmap over chains.
 """
 from __future__ import annotations
@@ -81,8 +81,8 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from smtheory import _jax  # noqa: F401
-from smtheory._validate import InputError
+from smtheory import jax_setup  # noqa: F401
+from smtheory.checks import InputError
 from smtheory.network import _effective
 
 from .base import SamplingAlgorithm

@@ -1,6 +1,6 @@
 """The loss Hessian of the weight posterior (THEORY.md §1, §4), after Ormaniec, Dangel & Singh (2024).
 
-The negative log posterior of :mod:`sims.posterior` is
+The negative log posterior of :mod:`smtheory.sims.posterior` is
 ``U(θ) = (1/2T) Σ_μ (f_μ(θ) − y_μ)² + Σ_b |θ_b|²/(2σ_b²)``, so its Hessian splits exactly into
 
     ∇²U = G + F + Π,   G = JᵀJ / T  (Gauss–Newton),   F = (1/T) Σ_μ r_μ ∇²f_μ  (functional),
@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import _jax  # noqa: F401
-from smtheory._validate import InputError, positive_int
+from smtheory import jax_setup  # noqa: F401
+from smtheory.checks import InputError, positive_int
 from smtheory.network import _effective
 
 __all__ = ["block_layout", "flatten_params", "unflatten_params", "HessianParts", "dense_hessian", "hvp",
@@ -205,7 +205,7 @@ def dense_hessian(post, params, y=None, xi=None, max_params=6000):
 
     Parameters
     ----------
-    post : sims.posterior.Posterior
+    post : smtheory.sims.posterior.Posterior
     params : dict weight pytree ``{"V0", "V", "a"}``
     y : array [P], optional
         Targets (default: the posterior's labels; pass ``post.output(params)`` for zero residual).

@@ -3,7 +3,7 @@
 Conventions
 -----------
 Let ``U(θ) = −log p(θ | data) + const`` be the dimensionless potential
-(:meth:`sims.posterior.Posterior.potential`, prior included) and ``T`` the
+(:meth:`smtheory.sims.posterior.Posterior.potential`, prior included) and ``T`` the
 temperature of the posterior (the variance of the Gaussian observation noise,
 THEORY §1).  The physical energy is ``E = T·U = ½ Σ_μ (f − y)² + T Σ_b |θ_b|²/(2σ_b²)``
 and the Langevin equation is
@@ -20,7 +20,7 @@ Meaning of the step size: ``ε`` is a time step of the dynamics whose drift is
 ``−∇E``.  Only the product ``h = ε T`` enters the update (``θ' = θ − h ∇U + √(2h) ξ``),
 so at a low temperature the same ``ε`` is a proportionally smaller move in
 weight space; ``h`` is the "step size" of the usual ULA / BlackJAX convention on
-``log p`` (see :mod:`sims.mala`).
+``log p`` (see :mod:`smtheory.sims.mala`).
 
 Bias.  No Metropolis correction is applied, so the chain's stationary law is
 ``exp(−U)`` only up to an ``O(ε)`` bias.  For a Gaussian target
@@ -32,7 +32,7 @@ chain is unstable for ``h λ_max ≥ 2``.  Choose ``h λ_max ≪ 1`` (or use MAL
 API
 ---
 ``build(posterior, step_size)`` and ``build_for_potential(potential_fn,
-step_size, temperature=1.0)`` return a :class:`sims.base.SamplingAlgorithm`
+step_size, temperature=1.0)`` return a :class:`smtheory.sims.base.SamplingAlgorithm`
 ``(init, step)`` for ONE chain:
 
 - ``init(position) -> LangevinState(position, potential, grad)`` where ``grad`` is
@@ -52,8 +52,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from smtheory import _jax  # noqa: F401  (float64 enabled)
-from smtheory._validate import InputError
+from smtheory import jax_setup  # noqa: F401  (float64 enabled)
+from smtheory.checks import InputError
 
 from .base import SamplingAlgorithm, check_step_size
 
@@ -135,13 +135,13 @@ def build_for_potential(potential_fn: Callable, step_size, temperature=1.0) -> S
 
 
 def build(posterior, step_size) -> SamplingAlgorithm:
-    """Unadjusted Langevin sampler of a :class:`sims.posterior.Posterior`.
+    """Unadjusted Langevin sampler of a :class:`smtheory.sims.posterior.Posterior`.
 
     The update is ``θ' = θ − ε T ∇U(θ) + √(2 T ε) ξ`` with ``U = posterior.potential``
     and ``T = posterior.temperature`` (see the module docstring).  Start a chain
     with ``alg.init(posterior.init(key))``.
     """
     if not hasattr(posterior, "potential") or not hasattr(posterior, "temperature"):
-        raise InputError(f"posterior must be a sims.posterior.Posterior, got {type(posterior).__name__}")
+        raise InputError(f"posterior must be a smtheory.sims.posterior.Posterior, got {type(posterior).__name__}")
     check_step_size(step_size)
     return build_for_potential(posterior.potential, step_size, temperature=posterior.temperature)

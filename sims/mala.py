@@ -1,6 +1,6 @@
 """Metropolis-adjusted Langevin (MALA) for the weight posterior, via BlackJAX.
 
-Step-size convention (same as :mod:`sims.langevin`)
+Step-size convention (same as :mod:`smtheory.sims.langevin`)
 ---------------------------------------------------
 The proposal is one Euler–Maruyama step of ``dθ = −∇E dt + √(2T) dW`` with
 ``E = T·U``, ``U = −log p`` (prior included), ``T`` the posterior temperature:
@@ -20,7 +20,7 @@ For :func:`build_for_logdensity` the temperature defaults to 1, so ``h = ε``.
 API
 ---
 ``build(posterior, step_size)`` / ``build_for_logdensity(logdensity_fn, step_size,
-temperature=1.0)`` return a :class:`sims.base.SamplingAlgorithm` for ONE chain:
+temperature=1.0)`` return a :class:`smtheory.sims.base.SamplingAlgorithm` for ONE chain:
 
 - ``init(position) -> MALAState(position, logdensity, logdensity_grad)``
   (BlackJAX's state; ``logdensity = −U``);
@@ -56,8 +56,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from smtheory import _jax  # noqa: F401  (float64 enabled)
-from smtheory._validate import InputError
+from smtheory import jax_setup  # noqa: F401  (float64 enabled)
+from smtheory.checks import InputError
 
 from .base import SamplingAlgorithm, check_step_size
 from .langevin import _all_finite, _check_temperature
@@ -146,12 +146,12 @@ def build_for_logdensity(logdensity_fn: Callable, step_size, temperature=1.0) ->
 
 
 def build(posterior, step_size) -> SamplingAlgorithm:
-    """MALA sampler of a :class:`sims.posterior.Posterior` (``posterior.logdensity``).
+    """MALA sampler of a :class:`smtheory.sims.posterior.Posterior` (``posterior.logdensity``).
 
     BlackJAX's step size is ``step_size · posterior.temperature`` (module docstring).
     Start a chain with ``alg.init(posterior.init(key))``.
     """
     if not hasattr(posterior, "logdensity") or not hasattr(posterior, "temperature"):
-        raise InputError(f"posterior must be a sims.posterior.Posterior, got {type(posterior).__name__}")
+        raise InputError(f"posterior must be a smtheory.sims.posterior.Posterior, got {type(posterior).__name__}")
     check_step_size(step_size)
     return build_for_logdensity(posterior.logdensity, step_size, temperature=posterior.temperature)

@@ -1,6 +1,6 @@
 """NUTS with Stan-style window adaptation for a collapsed target (BlackJAX; docs/theory.md §8.2).
 
-The kernel of :mod:`sims.collapsed_base`: ``warmup`` runs BlackJAX's
+The kernel of :mod:`smtheory.sims.collapsed_base`: ``warmup`` runs BlackJAX's
 :func:`blackjax.window_adaptation` (dual-averaging step size toward ``target_acceptance``, a
 diagonal inverse mass matrix from doubling slow windows) for one chain; ``step`` is one NUTS
 transition (:func:`blackjax.mcmc.nuts.build_kernel`) with the adapted parameters passed as
@@ -16,7 +16,7 @@ import blackjax
 import jax
 import jax.numpy as jnp
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 from .collapsed_base import CollapsedTarget, Kernel, KernelInfo, KernelParams
 
@@ -24,7 +24,7 @@ __all__ = ["build"]
 
 
 def build(target: CollapsedTarget, *, target_acceptance=0.8, max_num_doublings=10) -> Kernel:
-    """NUTS for a :class:`~sims.collapsed_base.CollapsedTarget`.
+    """NUTS for a :class:`~smtheory.sims.collapsed_base.CollapsedTarget`.
 
     Parameters
     ----------
@@ -41,7 +41,7 @@ def build(target: CollapsedTarget, *, target_acceptance=0.8, max_num_doublings=1
         ``step(key, state, params) -> (HMCState, KernelInfo)``, one chain each.
     """
     if not isinstance(target, CollapsedTarget):
-        raise InputError(f"target must be a sims.collapsed_base.CollapsedTarget, got {type(target).__name__}")
+        raise InputError(f"target must be a smtheory.sims.collapsed_base.CollapsedTarget, got {type(target).__name__}")
     ta = float(target_acceptance)
     if not 0.0 < ta < 1.0:
         raise InputError(f"target_acceptance must be in (0, 1), got {target_acceptance!r}")

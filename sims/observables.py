@@ -11,7 +11,7 @@ Two pieces:
 * per-step observables of THEORY §4 — :func:`observe` gives the sampled order parameter
   ``U_1``, the predictor on test features and the train energy of one weight sample;
   :func:`trace_scalars` picks the few scalars worth keeping as full per-chain traces
-  for R-hat / ESS (:mod:`sims.diagnostics`).
+  for R-hat / ESS (:mod:`smtheory.sims.diagnostics`).
 
 Typical driver loop (one chain; ``jax.vmap`` over chains)::
 
@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import _jax  # noqa: F401  (float64)
-from smtheory._validate import InputError
+from smtheory import jax_setup  # noqa: F401  (float64)
+from smtheory.checks import InputError
 
 __all__ = [
     "Moments", "moments_init", "moments_update", "moments_merge", "moments_merge_axis", "moments_finalize",
@@ -219,11 +219,11 @@ def observe(posterior, params, xi_test):
 
     Parameters
     ----------
-    posterior : sims.posterior.Posterior
+    posterior : smtheory.sims.posterior.Posterior
     params : dict
         Weight pytree ``{"V0", "V", "a"}`` of one chain.
     xi_test : array [Q, D, N0]
-        Raw test path features (:func:`sims.posterior.test_features`).
+        Raw test path features (:func:`smtheory.sims.posterior.test_features`).
 
     Returns
     -------

@@ -39,8 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import _jax  # noqa: F401
-from smtheory._validate import InputError
+from smtheory import jax_setup  # noqa: F401
+from smtheory.checks import InputError
 from smtheory.action import energy_term
 from smtheory.model import ModelSpec
 from smtheory.pair_energy import PAIR_BLOCK_BUDGET, pair_blocks, pair_blocks_nbytes, pair_energy
@@ -133,7 +133,7 @@ def _layout_of(obj):
     fn = getattr(obj, "order_parameter", None)
     if isinstance(getattr(fn, "layout", None), OverlapLayout):
         return fn.layout
-    raise InputError("target_or_layout must be a target from sims.overlap.overlap_target, an OverlapLayout "
+    raise InputError("target_or_layout must be a target from smtheory.sims.overlap.overlap_target, an OverlapLayout "
                      f"or a ModelSpec, got {type(obj).__name__}")
 
 

@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import _jax  # noqa: F401
-from smtheory._validate import InputError
+from smtheory import jax_setup  # noqa: F401
+from smtheory.checks import InputError
 from smtheory.model import ModelSpec
 from smtheory.network import _effective
 from smtheory.problem import KernelProblem

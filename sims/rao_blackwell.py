@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 __all__ = ["PredictorData", "predictor_data", "conditional_moments", "BLOCK_BUDGET"]
 

@@ -1,7 +1,7 @@
 """Running many chains: burn-in, thinning, online observables, diagnostics, checkpoints.
 
 :func:`sample` is the one entry point for every sampler. The collapsed samplers (``overlap``,
-``langevin``; docs/theory.md §8) are driven by :mod:`sims.collapsed_run`; this module drives the
+``langevin``; docs/theory.md §8) are driven by :mod:`smtheory.sims.collapsed_run`; this module drives the
 weight-space samplers (``gibbs``, ``full-langevin``, ``full-mala``) over
 ``chains`` independent chains (``jax.vmap``) and ``steps`` steps (``jax.lax.scan``),
 accumulates the observables of THEORY §4 online (no weights are stored): the sampled
@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import _jax  # noqa: F401
-from smtheory._validate import InputError
+from smtheory import jax_setup  # noqa: F401
+from smtheory.checks import InputError
 from smtheory.blas_threads import single_blas_thread
 from smtheory.model import ModelSpec
 from smtheory.predictor import metrics
@@ -39,7 +39,7 @@ from .posterior import make_posterior, test_features
 __all__ = ["SAMPLERS", "COLLAPSED", "SampleConfig", "SampleResult", "SamplingError", "sample", "build_sampler"]
 
 def build_sampler(posterior, config: SampleConfig):
-    """The :class:`sims.base.SamplingAlgorithm` named by the configuration."""
+    """The :class:`smtheory.sims.base.SamplingAlgorithm` named by the configuration."""
     if config.sampler == "full-langevin":
         from . import langevin
 
@@ -140,7 +140,7 @@ def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = Sampl
         continued) up to ``config.max_steps``; a run that still misses it is returned flagged.
     """
     if not isinstance(config, SampleConfig):
-        raise InputError("config must be a sims.SampleConfig")
+        raise InputError("config must be a smtheory.sims.SampleConfig")
     if not isinstance(problem, KernelProblem):
         raise InputError(f"problem must be a smtheory.KernelProblem, got {type(problem).__name__}")
     if not isinstance(spec, ModelSpec):

@@ -20,7 +20,7 @@ effective weights / sampled ``U_1`` of the trained model come from
 Everything is pure functions and ``jax.jit``; the data of step ``s`` are drawn from a NumPy
 generator seeded with ``(seed, s)``, so a run is reproducible and a resumed run is identical
 to an uninterrupted one.  Checkpoints are atomic ``.npz`` files
-(:func:`sims.checkpoint.save_checkpoint`) holding the parameters, the optimiser state,
+(:func:`smtheory.sims.checkpoint.save_checkpoint`) holding the parameters, the optimiser state,
 the step, and (as metadata) the configuration, seeds, versions and the training curve.
 """
 from __future__ import annotations
@@ -37,10 +37,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-# float64: importing smtheory (below) runs smtheory._jax, which enables jax_enable_x64
-from smtheory._validate import (DEFAULT_MEMORY_BUDGET, InputError, check_memory, non_negative_int, positive_float,
+# float64: importing smtheory (below) runs smtheory.jax_setup, which enables jax_enable_x64
+from smtheory.checks import (DEFAULT_MEMORY_BUDGET, InputError, check_memory, non_negative_int, positive_float,
                                 positive_int)
-from smtheory._validate import seed as check_seed
+from smtheory.checks import seed as check_seed
 from smtheory.attention import AttentionLayer
 from smtheory.network import forward, sampled_order_parameters
 
@@ -396,15 +396,15 @@ def _read_metadata(path, what="checkpoint"):
     """The metadata of a training checkpoint; a foreign, text or damaged file is refused by name."""
     from smtheory.io import check_npz
 
-    check_npz(path, what, "smtheory train (sims.training.train)")
+    check_npz(path, what, "smtheory train (smtheory.sims.training.train)")
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["__header__"][()]))["metadata"]
     except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{what}: {path!r} is not a checkpoint written by smtheory train (sims.training.train) "
+        raise InputError(f"{what}: {path!r} is not a checkpoint written by smtheory train (smtheory.sims.training.train) "
                          f"(no readable header: {type(exc).__name__})") from None
     if not isinstance(meta, dict):
-        raise InputError(f"{what}: {path!r} is not a checkpoint written by smtheory train (sims.training.train)")
+        raise InputError(f"{what}: {path!r} is not a checkpoint written by smtheory train (smtheory.sims.training.train)")
     return meta
 
 
@@ -447,9 +447,9 @@ def train(config, checkpoint=None, resume=False, progress=None):
     start = 0
     if resume and os.path.exists(checkpoint):
         meta = _read_metadata(checkpoint)
-        if meta.get("kind") != "sims.training" or not isinstance(meta.get("config"), dict):
+        if meta.get("kind") != "smtheory.sims.training" or not isinstance(meta.get("config"), dict):
             raise InputError(f"checkpoint: {checkpoint!r} is not a checkpoint written by smtheory train "
-                             "(sims.training.train)")
+                             "(smtheory.sims.training.train)")
         saved = TrainConfig.from_dict(meta["config"])
         mine = config.to_dict()
         theirs = saved.to_dict()
@@ -473,7 +473,7 @@ def train(config, checkpoint=None, resume=False, progress=None):
             save_checkpoint(checkpoint, {"params": params, "opt_state": opt_state, "step": int(step)},
                             metadata=dict(config=config.to_dict(), seeds=dict(seed=config.seed), curve=curve,
                                           initial_val_loss=init_loss, initial_val_accuracy=init_acc,
-                                          task=config.task, n0=n0, kind="sims.training"))
+                                          task=config.task, n0=n0, kind="smtheory.sims.training"))
 
     window = []
     step = start
@@ -526,8 +526,8 @@ def load_model(path):
     if not os.path.isfile(path):
         raise InputError(f"--model: {path!r} does not exist (no such file)")
     meta = _read_metadata(path, "--model")
-    if meta.get("kind") != "sims.training":
-        raise InputError(f"--model: {path!r} is not a checkpoint written by smtheory train (sims.training.train)"
+    if meta.get("kind") != "smtheory.sims.training":
+        raise InputError(f"--model: {path!r} is not a checkpoint written by smtheory train (smtheory.sims.training.train)"
                          + (" (it is a sampling checkpoint)" if "fingerprint" in meta or "done" in meta else ""))
     config = TrainConfig.from_dict(meta["config"])
     params = init_params(config, meta["n0"])

@@ -3,8 +3,8 @@
 Implements the finite-width kernel theory of Tiberi, Mignacco, Irie & Sompolinsky
 (NeurIPS 2024) with the conventions of ``THEORY.md``.
 """
-from . import _jax  # noqa: F401  (float64 for all theory)
-from ._validate import InputError
+from . import jax_setup  # noqa: F401  (float64 for all theory)
+from .checks import InputError
 from .attention import AttentionLayer, attention_matrices, readout_vector
 from .fast_weights import effective_attention, fast_weight_path_features, fast_weight_scan
 from .hypernetwork import code_kernel, hypernetwork_output, hypernetwork_weights, latent_codes, path_codes

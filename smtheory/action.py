@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _jax  # noqa: F401
+from . import jax_setup  # noqa: F401
 from .kernels import renormalized_kernel
 from .model import ModelSpec
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, finite_array
+from .checks import InputError, finite_array
 from .model import READOUTS
 
 NONLINEARITIES = ("softmax", "hardmax")

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ._validate import InputError
+from .checks import InputError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,8 +27,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _width_arg(text):
-    """``N`` or ``N1,..,NL,Na``: positive integers of at most :data:`smtheory._validate.MAX_WIDTH`."""
-    from ._validate import MAX_WIDTH
+    """``N`` or ``N1,..,NL,Na``: positive integers of at most :data:`smtheory.checks.MAX_WIDTH`."""
+    from .checks import MAX_WIDTH
 
     parts = []
     for p in text.split(","):
@@ -75,11 +75,11 @@ def _data_options(s, default_widths=(10, 30, 50, 100, 300, 500, 1000), seed_flag
 # parser(s) and sets ``func`` (called with the parsed arguments; returns the exit status). Modules keep their
 # heavy imports inside the command functions so that ``smtheory --help`` stays fast.
 _COMMAND_MODULES = (
-    "validation.cli_markov",
-    "validation.cli_pruning",
-    "validation.cli_sweep",
-    "solvers.symbolic.cli",
-    "validation.cli_attention",
+    "smtheory.validation.cli_markov",
+    "smtheory.validation.cli_pruning",
+    "smtheory.validation.cli_sweep",
+    "smtheory.solvers.symbolic.cli",
+    "smtheory.validation.cli_attention",
 )
 
 
@@ -102,17 +102,17 @@ def build_parser():
                                    "are extended automatically until R-hat <= 1.01 (up to --max-steps); a width "
                                    "that still misses it is flagged and the command exits with status 3.")
     _data_options(m, default_widths=(100,), seed_flag="--data-seed")
-    # The sampler names live in one place, sims.config.SAMPLERS (checked by SampleConfig); importing the
+    # The sampler names live in one place, smtheory.sims.config.SAMPLERS (checked by SampleConfig); importing the
     # samplers here would slow down every `smtheory` command, so the list is not repeated as argparse choices.
     m.add_argument("--sampler", default=None, metavar="NAME",
-                   help="a sampler named in sims.SAMPLERS (default: sims.SampleConfig's; an unknown name is "
+                   help="a sampler named in smtheory.sims.SAMPLERS (default: smtheory.sims.SampleConfig's; an unknown name is "
                         "refused with the list; docs/sampling.md describes them)")
     m.add_argument("--chains", type=int, default=4, help="independent chains (default 4; >= 2 for R-hat)")
     m.add_argument("--steps", type=int, default=1000, help="recorded steps after burn-in (default 1000)")
     m.add_argument("--max-steps", type=int, default=None,
                    help="cap of the automatic extension while R-hat > 1.01 (default 16 x --steps; = --steps: off)")
     m.add_argument("--burnin", type=int, default=None,
-                   help="burn-in / warm-up steps (default: sims.SampleConfig's, 500; at least 50 for the "
+                   help="burn-in / warm-up steps (default: smtheory.sims.SampleConfig's, 500; at least 50 for the "
                         "adaptive overlap and langevin samplers)")
     m.add_argument("--thin", type=int, default=1, help="record every k-th step (default 1)")
     m.add_argument("--step-size", type=float, default=1e-4, help="full-langevin / full-mala step size (default 1e-4)")
@@ -150,7 +150,7 @@ def _fmt(x, spec="9.4f"):
 
 
 def cmd_solve(args):
-    import solvers
+    import smtheory.solvers
 
     from .predictor import predictor_statistics
 
@@ -166,7 +166,7 @@ def cmd_solve(args):
     for name, paths in _gp_baselines(args, problem, spec).items():
         st = predictor_statistics(problem, spec, gp=True, subnetwork=paths)
         print(f"GP({name}): accuracy={_fmt(st.accuracy, '.4f')}  generalisation error={st.generalization_error:.4f}")
-    results = solvers.continuation(problem, spec, widths=args.width, tol=args.tol)
+    results = smtheory.solvers.continuation(problem, spec, widths=args.width, tol=args.tol)
     header = f"{'width':>14} {'diag U_1':<40} {'accuracy':>9} {'gen.err':>9} {'iters':>6} {'time[s]':>8} {'converged':>9}"
     print(header)
     print("-" * len(header))
@@ -195,10 +195,10 @@ def cmd_solve(args):
 
 
 def _sample_config(args):
-    """The :class:`sims.SampleConfig` of the ``sample`` options (validated there; errors name the option)."""
+    """The :class:`smtheory.sims.SampleConfig` of the ``sample`` options (validated there; errors name the option)."""
     import dataclasses
 
-    from sims.run import SampleConfig
+    from smtheory.sims.run import SampleConfig
 
     kw = dict(chains=args.chains, steps=args.steps, thin=args.thin, step_size=args.step_size,
               seed=args.sample_seed, dtype="float32" if args.float32 else "float64")
@@ -206,7 +206,7 @@ def _sample_config(args):
         if getattr(args, opt) is not None:
             kw[opt] = getattr(args, opt)
     if "max_steps" in kw and "max_steps" not in {f.name for f in dataclasses.fields(SampleConfig)}:
-        raise InputError("--max-steps is not supported by this version of sims.SampleConfig")
+        raise InputError("--max-steps is not supported by this version of smtheory.sims.SampleConfig")
     try:
         return SampleConfig(**kw)
     except InputError as exc:
@@ -246,24 +246,24 @@ def _checkpoint_paths(args, widths):
 
 def _check_sampling_checkpoint(path):
     """Refuse, before any work, a ``--checkpoint`` to resume that is not a sampling checkpoint."""
-    from sims.checkpoint import read_metadata
+    from smtheory.sims.checkpoint import read_metadata
 
     from .io import check_npz
 
-    writer = "smtheory sample (sims.run.sample)"
+    writer = "smtheory sample (smtheory.sims.run.sample)"
     check_npz(path, "--checkpoint", writer)
     try:
         meta = read_metadata(path)
     except InputError as exc:
         raise InputError(f"--checkpoint: {path!r} is not a checkpoint written by {writer} ({exc})") from None
-    if not isinstance(meta, dict) or "done" not in meta or meta.get("kind") == "sims.training":
+    if not isinstance(meta, dict) or "done" not in meta or meta.get("kind") == "smtheory.sims.training":
         raise InputError(f"--checkpoint: {path!r} is not a checkpoint written by {writer}"
                          + (" (it is a training checkpoint)" if isinstance(meta, dict) and
-                            meta.get("kind") == "sims.training" else ""))
+                            meta.get("kind") == "smtheory.sims.training" else ""))
 
 
 def cmd_sample(args):
-    from sims.run import SamplingError, sample
+    from smtheory.sims.run import SamplingError, sample
 
     _check_model_options(args)
     _check_output_file(args.json, "--json")
@@ -340,7 +340,7 @@ def _write_json(args, spec, problem, rows):
 
 
 def _check_model_options(args):
-    from ._validate import seed
+    from .checks import seed
     from .model import READOUTS
 
     if args.readout not in READOUTS:
@@ -422,7 +422,7 @@ def _os_error_message(exc):
 def main(argv=None):
     """Run one ``smtheory`` command and return its exit status.
 
-    Exit status: 0 success; 2 bad input (:class:`~smtheory._validate.InputError`), a file-system error
+    Exit status: 0 success; 2 bad input (:class:`~smtheory.checks.InputError`), a file-system error
     (any ``OSError``, with its path) or not enough memory, each as one ``smtheory: error: …`` line on
     standard error; 3 the command ran but a result did not converge (it is flagged, not reported as a
     result); 130 interrupted (Ctrl-C) and 143 terminated (SIGTERM), with a hint how to continue.

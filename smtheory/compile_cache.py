@@ -2,7 +2,7 @@
 
 Compiling the samplers' NUTS and Langevin kernels takes tens of seconds on a small CPU; the cache
 keeps the compiled executables on disk so that a second process (a rerun, a worker process of
-:func:`validation.markov.run_experiments`, a resumed run) reads them instead of compiling again.
+:func:`smtheory.validation.markov.run_experiments`, a resumed run) reads them instead of compiling again.
 Where: the ``SMTHEORY_JAX_CACHE`` environment variable, else ``~/.cache/smtheory/jax``; set
 ``SMTHEORY_JAX_CACHE=off`` to turn it off. Importing :mod:`smtheory` does not enable it: the CLI and
 the experiment drivers call :func:`enable_compilation_cache`, and a Python user may do the same.

@@ -12,7 +12,7 @@ import zipfile
 
 import numpy as np
 
-from ._validate import DEFAULT_MEMORY_BUDGET, InputError, check_memory, finite_array, labels
+from .checks import DEFAULT_MEMORY_BUDGET, InputError, check_memory, finite_array, labels
 from .attention import AttentionLayer
 from .io import check_npz
 from .problem import KernelProblem

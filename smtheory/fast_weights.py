@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _jax  # noqa: F401  (float64)
-from ._validate import InputError, finite_array
+from . import jax_setup  # noqa: F401  (float64)
+from .checks import InputError, finite_array
 
 __all__ = ["FEATURE_MAPS", "FAST_RULES", "elu_plus_one", "dpfp", "positive_random_features", "random_projection",
            "feature_map", "feature_dim", "fast_weight_scan", "effective_attention", "fast_weight_path_features"]

@@ -31,8 +31,8 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from . import _jax  # noqa: F401  (float64)
-from ._validate import InputError, check_memory, finite_array
+from . import jax_setup  # noqa: F401  (float64)
+from .checks import InputError, check_memory, finite_array
 from .network import _check_weights, _effective
 from .paths import path_codes  # noqa: F401  (part of this module's API: the path codes of THEORY §2)
 

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import zipfile
 
-from ._validate import InputError
+from .checks import InputError
 
 #: Name of the lock file :func:`lock_folder` keeps in an output folder.
 LOCK_FILE = ".smtheory.lock"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from . import _jax  # noqa: F401  (enables float64)
-from ._validate import InputError, check_memory
+from . import jax_setup  # noqa: F401  (enables float64)
+from .checks import InputError, check_memory
 
 
 def _check_u(U, D):

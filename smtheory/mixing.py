@@ -50,9 +50,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _jax  # noqa: F401  (float64)
+from . import jax_setup  # noqa: F401  (float64)
 from . import fast_weights as fw
-from ._validate import InputError, finite_array
+from .checks import InputError, finite_array
 
 __all__ = ["MixingRule", "register_rule", "unregister_rule", "get_rule", "available_rules", "mixing_matrices",
            "check_rule", "keys_queries", "fast_weight_program", "GENERIC_OPTIONS"]

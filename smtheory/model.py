@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, positive_float, positive_int, width
+from .checks import InputError, positive_float, positive_int, width
 
 READOUTS = ("last", "first", "mean")
 
@@ -27,7 +27,7 @@ class ModelSpec:
     widths : int or sequence of int
         Either one width ``N`` used for every layer, or ``L + 1`` widths
         ``(N_1, ..., N_L, N_a)`` (``N_{L+1} = N_a`` is the width seen by the readout).  Each at
-        most :data:`smtheory._validate.MAX_WIDTH` (10**7; use the GP limit for N → ∞).
+        most :data:`smtheory.checks.MAX_WIDTH` (10**7; use the GP limit for N → ∞).
     variances : sequence of float, optional
         Prior variances ``(σ0², σ1², ..., σL², σa²)`` (``L + 2`` numbers). Default all 1.
     temperature : float

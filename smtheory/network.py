@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _jax  # noqa: F401  (float64)
-from ._validate import InputError, positive_int
+from . import jax_setup  # noqa: F401  (float64)
+from .checks import InputError, positive_int
 from .attention import readout_vector
 from .model import ModelSpec
 

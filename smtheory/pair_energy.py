@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
-from . import _jax  # noqa: F401  (float64)
-from ._validate import InputError, check_memory
+from . import jax_setup  # noqa: F401  (float64)
+from .checks import InputError, check_memory
 
 __all__ = ["PAIR_BLOCK_BUDGET", "pair_blocks_nbytes", "pair_blocks", "pair_kernel", "pair_energy"]
 

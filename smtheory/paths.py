@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ._validate import InputError, finite_array
+from .checks import InputError, finite_array
 from .attention import readout_vector
 
 

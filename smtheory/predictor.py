@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 
-from ._validate import CLASSIFICATION, REGRESSION, InputError, finite_array, label_task, positive_float
+from .checks import CLASSIFICATION, REGRESSION, InputError, finite_array, label_task, positive_float
 from .kernels import kernel_diagonal, renormalized_kernel, subnetwork_gp_u
 from .model import ModelSpec
 from .problem import KernelProblem
@@ -125,7 +125,7 @@ def metrics(mean, variance, y, task=None):
         Test targets.
     task : {"classification", "regression"}, optional
         Default: classification if every target is ±1, else regression (0/1 labels are refused,
-        see :func:`smtheory._validate.label_task`).
+        see :func:`smtheory.checks.label_task`).
 
     Returns
     -------

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validate import (CLASSIFICATION, DEFAULT_MEMORY_BUDGET, REGRESSION, InputError, check_memory,
+from .checks import (CLASSIFICATION, DEFAULT_MEMORY_BUDGET, REGRESSION, InputError, check_memory,
                         finite_array, label_task, labels)
 from .attention import attention_matrices, check_layers
 from .paths import path_features, path_labels, scaled_path_features
@@ -128,7 +128,7 @@ class KernelProblem:
         path_names : list of str, optional
         memory_budget : int, optional
             Bytes; the arrays are estimated before they are built and a larger problem is refused
-            (default :data:`smtheory._validate.DEFAULT_MEMORY_BUDGET`, 8 GiB).
+            (default :data:`smtheory.checks.DEFAULT_MEMORY_BUDGET`, 8 GiB).
 
         Raises
         ------

@@ -13,12 +13,12 @@
   predictor (THEORY §3 predictor statistics).
 * :func:`gradient_importance` — the baseline of Michel, Levy & Neubig (2019),
   ``I_h = E_x |∂L/∂ξ_h|`` normalised per layer (ℓ2 norm); the gradients come from the
-  trained model (:func:`sims.training.head_mask_gradient`).
+  trained model (:func:`smtheory.sims.training.head_mask_gradient`).
 * :func:`pruning_order` — a global removal order from per-head scores that never empties a layer.
 
 Heads are addressed as ``(layer, head)`` pairs, both 0-based.  Weight dicts are those of
 :mod:`smtheory.network` (``{"V0", "V", "a"}``), optionally with the query/key weights
-``"Q"``, ``"K"`` of a trained model (:mod:`sims.training`); other keys are carried along.
+``"Q"``, ``"K"`` of a trained model (:mod:`smtheory.sims.training`); other keys are carried along.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, finite_array
+from .checks import InputError, finite_array
 from .paths import path_index
 
 __all__ = ["head_scores", "rank_heads", "HeadRanking", "pruning_order", "prune", "remove_heads",
@@ -302,7 +302,7 @@ def gradient_importance(raw):
     Parameters
     ----------
     raw : list of arrays [H_ℓ]
-        ``I_h = E_x |∂L/∂ξ_h|`` per layer (e.g. from :func:`sims.training.head_mask_gradient`).
+        ``I_h = E_x |∂L/∂ξ_h|`` per layer (e.g. from :func:`smtheory.sims.training.head_mask_gradient`).
 
     Returns
     -------

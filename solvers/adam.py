@@ -5,7 +5,7 @@ Adam (learning rate 0.1) on the raw order-parameter matrices, symmetrised as
 ``max |∂S/∂M| < 1e-5`` or after 50 000 steps, in float64.  Nothing keeps the ``U_ℓ``
 positive definite: a step that leaves the domain makes the action NaN, which is
 reported.  The whole loop is one jitted ``lax.while_loop`` so that the comparison
-with :func:`solvers.numeric.solve` measures the method, not Python overhead.
+with :func:`smtheory.solvers.numeric.solve` measures the method, not Python overhead.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from smtheory import _jax  # noqa: F401
+from smtheory import jax_setup  # noqa: F401
 from smtheory.action import ActionConstants, action
 from smtheory.model import ModelSpec
 from smtheory.problem import KernelProblem

@@ -24,8 +24,8 @@ import scipy.linalg
 import scipy.optimize
 import scipy.sparse.linalg
 
-from smtheory import _jax  # noqa: F401
-from smtheory._validate import InputError, positive_float, positive_int
+from smtheory import jax_setup  # noqa: F401
+from smtheory.checks import InputError, positive_float, positive_int
 from smtheory.action import (ActionConstants, action, energy_hessian, phi_matrix, prior_action, readout_scalar,
                              saddle_point_residuals)
 from smtheory.model import ModelSpec

@@ -6,7 +6,7 @@ import pytest
 import smtheory as smt
 from smtheory.action import (ActionConstants, action, energy_hessian, phi_matrix, prior_action, readout_scalar,
                              saddle_point_residuals)
-from solvers import parameterization as par
+from smtheory.solvers import parameterization as par
 from tests.conftest import random_problem
 
 

@@ -272,7 +272,7 @@ def _check_regression_json(path):
 
 
 class _FakeSolve:
-    """What ``cmd_solve`` reads from a :class:`solvers.numeric.SolveResult` (the GP point, "converged")."""
+    """What ``cmd_solve`` reads from a :class:`smtheory.solvers.numeric.SolveResult` (the GP point, "converged")."""
 
     def __init__(self, spec):
         self.spec, self.U1 = spec, np.eye(spec.n_paths) * spec.gp_u1_scale()
@@ -282,7 +282,7 @@ class _FakeSolve:
 
 
 def test_regression_targets_report_no_accuracy(capsys, files, tmp_path, monkeypatch):
-    import solvers
+    import smtheory.solvers
 
     monkeypatch.setattr(solvers, "continuation",
                         lambda problem, spec, widths, tol: [_FakeSolve(spec.replace(widths=w)) for w in widths])
@@ -320,7 +320,7 @@ def test_interrupts_in_process(capsys, monkeypatch, sig, rc, word):
 
 
 class _FakeResult:
-    """What ``cmd_sample`` reads from a :class:`sims.SampleResult` (to test its reporting without sampling)."""
+    """What ``cmd_sample`` reads from a :class:`smtheory.sims.SampleResult` (to test its reporting without sampling)."""
 
     def __init__(self, config, rhat):
         self.config, self.rhat_max = config, rhat
@@ -341,10 +341,10 @@ class _FakeResult:
     (4, [1.0, 1.001], 0, None),
 ])
 def test_sample_exit_status_and_strict_json(capsys, tmp_path, monkeypatch, chains, rhats, rc, needle):
-    import sims.run
+    import smtheory.sims.run
 
     seq = iter(rhats)
-    monkeypatch.setattr(sims.run, "sample", lambda problem, spec, config, **kw: _FakeResult(config, next(seq)))
+    monkeypatch.setattr(smtheory.sims.run, "sample", lambda problem, spec, config, **kw: _FakeResult(config, next(seq)))
     out = tmp_path / "s.json"
     widths = ["5", "7"][: len(rhats)]
     got, text, err = _cli(capsys, ["sample", *MK, "--width", *widths, "--sampler", "gibbs", "--chains", chains,
@@ -503,14 +503,14 @@ def test_model_spec_refuses(kw, match):
     (dict(seed=2**70), "seed"), (dict(seed=-1), "seed"), (dict(chains=True), "chains"),
 ])
 def test_sample_config_refuses(kw, match):
-    from sims import SampleConfig
+    from smtheory.sims import SampleConfig
 
     with pytest.raises(InputError, match=match):
         SampleConfig(sampler="gibbs", **kw)
 
 
 def test_sample_config_keeps_converted_values():
-    from sims import SampleConfig
+    from smtheory.sims import SampleConfig
 
     c = SampleConfig(sampler="gibbs", chains=2.0, steps=20.0, seed=3.0)
     assert (c.chains, c.steps, c.seed) == (2, 20, 3) and all(type(v) is int for v in (c.chains, c.steps, c.seed))
@@ -536,8 +536,8 @@ def test_markov_memory_and_seed_refused_before_generating():
 
 
 def test_npz_and_store_readers(files):
-    from sims.training import load_model
-    from validation import store
+    from smtheory.sims.training import load_model
+    from smtheory.validation import store
 
     for key, needle in (("txt", "text"), ("trunc", "truncated"), ("npy", ".npy"), ("empty", "empty"),
                         ("zip", "readme.md")):
@@ -559,7 +559,7 @@ def test_npz_and_store_readers(files):
 def test_sweep_config_bounds():
     import tomllib
 
-    from validation import sweep
+    from smtheory.validation import sweep
 
     for text, match in (("[grid]\nN = [100000000]", "grid.N"), ("[grid]\nN = [5]\nseed = [4294967295]", "grid.seed"),
                         ("[sweep]\nhead_seed = -1\n[grid]\nN = [5]", "head_seed"),

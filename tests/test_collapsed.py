@@ -15,12 +15,12 @@ import scipy.linalg  # noqa: F401  (loads OpenBLAS so that threadpoolctl can lim
 import threadpoolctl
 
 import smtheory as smt
-from sims import collapsed, collapsed_langevin
-from sims.collapsed_base import CollapsedTarget, KernelParams
-from sims.diagnostics import ess_bulk, mcse_mean, rhat
-from sims.gibbs import conditional_moments
-from sims.posterior import make_posterior
-from smtheory._validate import InputError
+from smtheory.sims import collapsed, collapsed_langevin
+from smtheory.sims.collapsed_base import CollapsedTarget, KernelParams
+from smtheory.sims.diagnostics import ess_bulk, mcse_mean, rhat
+from smtheory.sims.gibbs import conditional_moments
+from smtheory.sims.posterior import make_posterior
+from smtheory.checks import InputError
 from smtheory.attention import attention_matrices
 from smtheory.kernels import renormalized_kernel
 from smtheory.network import forward

@@ -1,4 +1,4 @@
-"""The collapsed samplers through :func:`sims.sample` (docs/theory.md §8): agreement with exact Gibbs on
+"""The collapsed samplers through :func:`smtheory.sims.sample` (docs/theory.md §8): agreement with exact Gibbs on
 all weights, the Rao-Blackwellised predictor, extension, checkpoints and fingerprints, ArviZ export."""
 import warnings
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import smtheory as smt
-from sims import SampleConfig, sample
-from sims import nuts
-from sims.overlap import overlap_target
+from smtheory.sims import SampleConfig, sample
+from smtheory.sims import nuts
+from smtheory.sims.overlap import overlap_target
 from tests.conftest import random_problem
 
 

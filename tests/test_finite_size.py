@@ -12,12 +12,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import sims
+import smtheory.sims
 import smtheory
-import solvers
+import smtheory.solvers
 from smtheory import InputError
-from validation import finite_size as fs
-from validation.finite_size_report import write_report
+from smtheory.validation import finite_size as fs
+from smtheory.validation.finite_size_report import write_report
 
 U_STAR = np.array([[4.0, -1.0, 0.2, 0.0], [-1.0, 3.0, 0.0, 0.1], [0.2, 0.0, 0.5, 0.0], [0.0, 0.1, 0.0, 0.4]])
 TINY = fs.FiniteSizeConfig(alphas=(1.0,), widths=(10, 20, 40), data_seeds=(0, 2), n_test=20, burnin=50, steps=20,

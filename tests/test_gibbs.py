@@ -1,4 +1,4 @@
-"""Tests of sims.gibbs: the exact blocked Gibbs sampler (THEORY.md §1, §4)."""
+"""Tests of smtheory.sims.gibbs: the exact blocked Gibbs sampler (THEORY.md §1, §4)."""
 import dataclasses
 import math
 
@@ -9,8 +9,8 @@ import pytest
 
 import smtheory
 from smtheory import InputError
-from sims import gibbs
-from sims.posterior import make_posterior
+from smtheory.sims import gibbs
+from smtheory.sims.posterior import make_posterior
 from tests.conftest import random_problem
 
 BLOCKS = ("V0", "V1", "V2", "a")

@@ -1,12 +1,12 @@
-"""Tests of sims.hessian: Gauss–Newton / functional split and the identities of THEORY.md §4."""
+"""Tests of smtheory.sims.hessian: Gauss–Newton / functional split and the identities of THEORY.md §4."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import smtheory as smt
-from sims import hessian as hs
-from sims.posterior import make_posterior
+from smtheory.sims import hessian as hs
+from smtheory.sims.posterior import make_posterior
 from smtheory import InputError
 
 

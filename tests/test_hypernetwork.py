@@ -95,7 +95,7 @@ def test_bad_inputs():
 
 
 def test_metric_figure(tmp_path):
-    from validation.hypernetwork_figures import metric_figure
+    from smtheory.validation.hypernetwork_figures import metric_figure
 
     U = np.array([[2.0, -1.0], [-1.0, 0.5]])
     paths = metric_figure(U, np.eye(2), ["g", "d"], str(tmp_path / "m"), (np.arange(5.0), np.arange(5.0) ** 2))
@@ -105,7 +105,7 @@ def test_metric_figure(tmp_path):
 
 @pytest.mark.slow
 def test_markov_metric_figure(tmp_path):
-    from validation.hypernetwork_figures import markov_metric_figure
+    from smtheory.validation.hypernetwork_figures import markov_metric_figure
 
     out = markov_metric_figure(str(tmp_path), width=10, n_train=100)
     assert out["converged"]

@@ -1,4 +1,4 @@
-"""Unadjusted Langevin (sims.langevin) and MALA (sims.mala).
+"""Unadjusted Langevin (smtheory.sims.langevin) and MALA (smtheory.sims.mala).
 
 Gaussian-target tests use many independent chains (vmap) advanced with lax.scan
 and keep only each chain's final state, so the samples are i.i.d. and the
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import smtheory as smt
-from sims import langevin, mala
-from sims.posterior import make_posterior, prior_stds, weight_shapes
+from smtheory.sims import langevin, mala
+from smtheory.sims.posterior import make_posterior, prior_stds, weight_shapes
 from tests.conftest import random_problem
 
 # ---------------------------------------------------------------- the Gaussian target

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import smtheory as smt
-import solvers
+import smtheory.solvers
 from smtheory.tasks import markov
 
 
@@ -45,7 +45,7 @@ def test_markov_qualitative_facts_4_paths(markov4):
     assert gp["all"] < gp["g"] - 0.03  # clearly worse
     assert gp["g"] <= gp["g+d"]
     widths = [10, 30, 100, 1000]
-    results = solvers.continuation(markov4, spec, widths=widths)
+    results = smtheory.solvers.continuation(markov4, spec, widths=widths)
     assert all(r.converged for r in results)
     acc = [smt.predictor_statistics(markov4, r.spec, r.U1).accuracy for r in results]
     assert all(a1 >= a2 for a1, a2 in zip(acc, acc[1:]))  # rises as N falls
@@ -61,7 +61,7 @@ def test_markov_qualitative_facts_4_paths(markov4):
 
 def test_markov_alignment_renormalised_beats_gp(markov4):
     spec = smt.ModelSpec(heads=(2, 2), widths=10, temperature=0.01)
-    res = solvers.solve(markov4, spec)
+    res = smtheory.solvers.solve(markov4, spec)
     xi = markov4.scaled_train(spec)
     a_ren, _ = smt.kernel_task_alignment(xi, markov4.y_train, res.U1, top=5)
     a_gp, _ = smt.kernel_task_alignment(xi, markov4.y_train, np.eye(4), top=5)
@@ -72,6 +72,6 @@ def test_noisier_two_path_task_gains_from_reweighting():
     prob = markov.markov_problem(paths=2, n_train=100, n_test=1000, seed=0)
     spec = smt.ModelSpec(heads=(2, 1), widths=10, temperature=0.01)
     gp_gd = smt.predictor_statistics(prob, spec, gp=True).accuracy  # both paths: g + d
-    res = solvers.solve(prob, spec)
+    res = smtheory.solvers.solve(prob, spec)
     assert res.converged
     assert smt.predictor_statistics(prob, spec, res.U1).accuracy > gp_gd + 0.05

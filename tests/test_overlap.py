@@ -8,7 +8,7 @@ import pytest
 import scipy.stats as st
 
 import smtheory as smt
-from sims.overlap import SUM_OF_SQUARES_MAX_DOF, factors, hierarchy, overlap_layout, overlap_target
+from smtheory.sims.overlap import SUM_OF_SQUARES_MAX_DOF, factors, hierarchy, overlap_layout, overlap_target
 from smtheory.action import energy_hessian, energy_term
 from smtheory.kernels import renormalized_kernel
 from smtheory.pair_energy import pair_blocks, pair_blocks_nbytes, pair_energy

@@ -21,7 +21,7 @@ def _random_params(heads=HEADS, N=5, N0=6, G=3, seed=0):
 
 
 def _output(params, x):
-    from sims.training import predict
+    from smtheory.sims.training import predict
     return predict({k: v for k, v in params.items() if k != "pruned"}, x, "mean")
 
 
@@ -61,7 +61,7 @@ def test_scores_invariant_to_relabelling_heads(seed):
 
 def test_theory_scores_invariant_to_relabelling_heads_end_to_end():
     """Relabel the heads of the attention layers, solve again: the theory scores follow the heads."""
-    import solvers
+    import smtheory.solvers
 
     rng = np.random.default_rng(0)
     heads, N0, T, P = (2, 3), 5, 4, 24
@@ -74,7 +74,7 @@ def test_theory_scores_invariant_to_relabelling_heads_end_to_end():
     scores = []
     for Ws in (W, [w[p] for w, p in zip(W, perms)]):
         layers = [smt.AttentionLayer(W=w, name=f"layer {i + 1}") for i, w in enumerate(Ws)]
-        res = solvers.solve(smt.KernelProblem.from_inputs(x, y, layers, readout="mean"), spec)
+        res = smtheory.solvers.solve(smt.KernelProblem.from_inputs(x, y, layers, readout="mean"), spec)
         assert res.converged, res.message
         scores.append(head_scores(res.U1, heads))
     for l in range(2):
@@ -175,7 +175,7 @@ def test_gradient_importance_normalised_per_layer():
 
 def test_head_scores_of_effective_weights_follow_relabelling():
     """U_1 of the trained weights (effective weights) permutes with the heads, so its scores do too."""
-    from sims.training import effective_u1
+    from smtheory.sims.training import effective_u1
 
     params = _random_params()
     perms = [np.array([2, 0, 1]), np.array([3, 1, 0, 2])]
@@ -200,8 +200,8 @@ def test_all_single_removals_change_output():
 @pytest.mark.slow
 def test_pruning_experiment_end_to_end(tmp_path):
     """Tiny model through the whole experiment: JSON, report and figures are written."""
-    from sims.training import TrainConfig, train
-    from validation.pruning import PruningConfig, run_pruning, write_outputs
+    from smtheory.sims.training import TrainConfig, train
+    from smtheory.validation.pruning import PruningConfig, run_pruning, write_outputs
 
     model = train(TrainConfig(steps=200, heads=(2, 2), width=8, qk_dim=4, batch_size=32, eval_size=100))
     res = run_pruning(model, PruningConfig(n_train=60, n_val=60, n_test=100, permutations=3,

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import smtheory as smt
-from sims.posterior import make_posterior
-from sims.run import SampleConfig, sample
+from smtheory.sims.posterior import make_posterior
+from smtheory.sims.run import SampleConfig, sample
 from tests.conftest import random_problem
 
 
@@ -41,7 +41,7 @@ def test_path_form_log_density_and_gradient_equal_the_forward_pass():
 def _nuts(post, prob, chains=2, warmup=500, samples=1500, seed=0):
     from numpyro.infer import MCMC, NUTS
 
-    from sims import observables
+    from smtheory.sims import observables
 
     init = jax.vmap(post.init)(jax.random.split(jax.random.PRNGKey(seed + 100), chains))
     mcmc = MCMC(NUTS(potential_fn=post.potential), num_warmup=warmup, num_samples=samples, num_chains=chains,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import smtheory as smt
-from sims.run import SampleConfig, SamplingError, sample
+from smtheory.sims.run import SampleConfig, SamplingError, sample
 from smtheory.cli import main
 from tests.conftest import random_problem
 
@@ -26,7 +26,7 @@ def test_resume_gives_the_same_numbers_as_an_uninterrupted_run(tiny, tmp_path):
         full = sample(prob, spec, cfg, progress=False)
         ck = str(tmp_path / "run.ckpt.npz")
         # interrupted run: the same configuration but stopped after 2 of 3 blocks
-        import sims.run as run_mod
+        import smtheory.sims.run as run_mod
 
         calls = {"n": 0}
         real_save = run_mod.ckpt.save_checkpoint

@@ -1,4 +1,4 @@
-"""Tests of sims.observables, sims.diagnostics and sims.checkpoint (fast)."""
+"""Tests of smtheory.sims.observables, smtheory.sims.diagnostics and smtheory.sims.checkpoint (fast)."""
 import json
 import os
 import warnings
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import smtheory as smt
-from sims import checkpoint as ckpt
-from sims.diagnostics import ConvergenceWarning, ess_bulk, ess_mean, mcse_mean, rhat, summarize
-from sims.observables import (Moments, moments_finalize, moments_init, moments_merge, moments_merge_axis,
+from smtheory.sims import checkpoint as ckpt
+from smtheory.sims.diagnostics import ConvergenceWarning, ess_bulk, ess_mean, mcse_mean, rhat, summarize
+from smtheory.sims.observables import (Moments, moments_finalize, moments_init, moments_merge, moments_merge_axis,
                               moments_update, observe, trace_scalars)
-from sims import posterior as sim_post
+from smtheory.sims import posterior as sim_post
 from tests.conftest import random_problem
 
 
@@ -337,7 +337,7 @@ def test_checkpoint_structure_mismatch(tmp_path):
 
 def test_jackknife_mcse_matches_the_standard_error_of_a_mean():
     """For a linear functional of i.i.d. draws the batch jackknife equals sd/√n (within its own noise)."""
-    from sims.diagnostics import jackknife_mcse
+    from smtheory.sims.diagnostics import jackknife_mcse
 
     rng = np.random.default_rng(0)
     chains, n_blocks, per = 4, 50, 20

@@ -3,7 +3,7 @@ import pytest
 import scipy.optimize
 
 import smtheory as smt
-import solvers
+import smtheory.solvers
 from tests.conftest import random_problem
 
 
@@ -12,7 +12,7 @@ def test_saddle_point_equations_hold_and_hessian_is_positive_definite(heads, wid
     prob = random_problem(heads=heads, P=30, seed=1)
     spec = smt.ModelSpec(heads=heads, widths=widths, temperature=0.05,
                          variances=(1.0,) + tuple(np.linspace(0.7, 1.3, len(heads) + 1)))
-    res = solvers.solve(prob, spec)
+    res = smtheory.solvers.solve(prob, spec)
     assert res.converged, res.message
     assert res.max_residual < 1e-8
     assert res.hessian_min_eig > 0
@@ -29,7 +29,7 @@ def test_solution_tends_to_gp_as_width_grows():
     gp = spec.gp_u1_scale() * np.eye(4)
     dist = []
     for N in (10**3, 10**4, 10**5):
-        res = solvers.solve(prob, spec.replace(widths=N))
+        res = smtheory.solvers.solve(prob, spec.replace(widths=N))
         assert res.converged, res.message
         dist.append(np.abs(res.U1 - gp).max())
     assert dist[0] > dist[1] > dist[2]
@@ -46,8 +46,8 @@ def test_permuting_heads_permutes_u1():
     y = np.sign(x[:, 0, -1] + 0.5 * x[:, 1, 0])
     perm = np.array([2, 0, 1])
     spec = smt.ModelSpec(heads=(3, 2), widths=10, temperature=0.05)
-    a = solvers.solve(smt.KernelProblem.from_inputs(x, y, [smt.AttentionLayer(W=W1), smt.AttentionLayer(W=W2)]), spec)
-    b = solvers.solve(smt.KernelProblem.from_inputs(x, y, [smt.AttentionLayer(W=W1[perm]), smt.AttentionLayer(W=W2)]),
+    a = smtheory.solvers.solve(smt.KernelProblem.from_inputs(x, y, [smt.AttentionLayer(W=W1), smt.AttentionLayer(W=W2)]), spec)
+    b = smtheory.solvers.solve(smt.KernelProblem.from_inputs(x, y, [smt.AttentionLayer(W=W1[perm]), smt.AttentionLayer(W=W2)]),
                       spec)
     assert a.converged and b.converged
     # path (h1, h2) of the permuted model is path (perm[h1], h2) of the original
@@ -67,7 +67,7 @@ def test_deep_linear_network_closed_form(L):
     spec = smt.ModelSpec(heads=(1,) * L, widths=N, variances=var, temperature=0.2)
     layers = [smt.AttentionLayer(W=np.zeros((1, N0, N0))) for _ in range(L)]
     prob = smt.KernelProblem.from_inputs(x, y, layers)
-    res = solvers.solve(prob, spec)
+    res = smtheory.solvers.solve(prob, spec)
     assert res.converged, res.message
     # independent scalar computation with the eigen-decomposition of the linear kernel
     s = float(np.prod(var[1:]))
@@ -90,11 +90,11 @@ def test_deep_linear_network_closed_form(L):
 def test_non_convergence_is_reported_not_silent():
     prob = random_problem(heads=(2, 2), P=30, seed=5)
     spec = smt.ModelSpec(heads=(2, 2), widths=5, temperature=0.01)
-    res = solvers.solve(prob, spec, max_iter=1)
+    res = smtheory.solvers.solve(prob, spec, max_iter=1)
     assert not res.converged
     assert "not converged" in res.message
     with pytest.raises(RuntimeError, match="did not converge"):
-        solvers.solve(prob, spec, max_iter=1, raise_on_failure=True)
+        smtheory.solvers.solve(prob, spec, max_iter=1, raise_on_failure=True)
 
 
 def test_continuation_matches_cold_solves_and_keeps_order():
@@ -102,35 +102,35 @@ def test_continuation_matches_cold_solves_and_keeps_order():
     spec = smt.ModelSpec(heads=(2, 2), temperature=0.05)
     widths = [5, 50, 20]
     seen = []
-    warm = solvers.continuation(prob, spec, widths=widths, progress=lambda i, n, r: seen.append(r.spec.widths[0]))
+    warm = smtheory.solvers.continuation(prob, spec, widths=widths, progress=lambda i, n, r: seen.append(r.spec.widths[0]))
     assert seen == [50, 20, 5]  # largest width first
     for w, r in zip(widths, warm):
-        cold = solvers.solve(prob, spec.replace(widths=w))
+        cold = smtheory.solvers.solve(prob, spec.replace(widths=w))
         assert r.converged and r.spec.widths[0] == w
         np.testing.assert_allclose(r.U1, cold.U1, rtol=1e-8, atol=1e-10)
-    temps = solvers.continuation(prob, spec.replace(widths=10), temperatures=[0.01, 0.1])
+    temps = smtheory.solvers.continuation(prob, spec.replace(widths=10), temperatures=[0.01, 0.1])
     assert all(t.converged for t in temps) and temps[0].spec.temperature == 0.01
 
 
 def test_large_problem_uses_hessian_vector_products():
     prob = random_problem(heads=(5, 5), P=20, seed=7, N0=4)
     spec = smt.ModelSpec(heads=(5, 5), widths=20, temperature=0.1)
-    res = solvers.solve(prob, spec, method="trust-krylov")
+    res = smtheory.solvers.solve(prob, spec, method="trust-krylov")
     assert res.method == "trust-krylov"
     assert res.converged, res.message
-    dense = solvers.solve(prob, spec, method="trust-exact")
+    dense = smtheory.solvers.solve(prob, spec, method="trust-exact")
     np.testing.assert_allclose(res.U1, dense.U1, rtol=1e-6, atol=1e-8)
 
 
 def test_solver_input_errors(small_problem):
     spec = smt.ModelSpec(heads=(2, 2))
     with pytest.raises(smt.InputError, match="heads"):
-        solvers.solve(small_problem, smt.ModelSpec(heads=(2, 3)))
+        smtheory.solvers.solve(small_problem, smt.ModelSpec(heads=(2, 3)))
     with pytest.raises(smt.InputError, match="method"):
-        solvers.solve(small_problem, spec, method="newton-raphson")
+        smtheory.solvers.solve(small_problem, spec, method="newton-raphson")
     with pytest.raises(smt.InputError, match="init"):
-        solvers.solve(small_problem, spec, init=[np.eye(4), -np.eye(2)])
+        smtheory.solvers.solve(small_problem, spec, init=[np.eye(4), -np.eye(2)])
     with pytest.raises(smt.InputError, match="tol"):
-        solvers.solve(small_problem, spec, tol=0)
+        smtheory.solvers.solve(small_problem, spec, tol=0)
     with pytest.raises(smt.InputError, match="exactly one"):
-        solvers.continuation(small_problem, spec)
+        smtheory.solvers.continuation(small_problem, spec)

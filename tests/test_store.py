@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from smtheory import InputError
-from validation import store, sweep
+from smtheory.validation import store, sweep
 
 matplotlib.use("Agg")
 

@@ -10,7 +10,7 @@ import pytest
 
 from smtheory import InputError
 from smtheory.cli import main
-from validation import store, sweep
+from smtheory.validation import store, sweep
 
 TINY = """
 [sweep]

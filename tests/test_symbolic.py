@@ -1,4 +1,4 @@
-"""Cross-checks of the symbolic solver (solvers.symbolic) against the numeric code (THEORY.md §3)."""
+"""Cross-checks of the symbolic solver (smtheory.solvers.symbolic) against the numeric code (THEORY.md §3)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,14 +6,14 @@ import pytest
 import sympy as sp
 
 import smtheory as smt
-import solvers
+import smtheory.solvers
 from smtheory.action import ActionConstants, action, phi_matrix, readout_scalar
-from solvers import parameterization as par
-from solvers.symbolic import (architecture, build_action, check_theory_equations, commuting_kernel_solution,
+from smtheory.solvers import parameterization as par
+from smtheory.solvers.symbolic import (architecture, build_action, check_theory_equations, commuting_kernel_solution,
                               deep_linear_solution, from_spec, gp_solution, kernels_from_problem, lambdify,
                               numeric_saddle_point, readout_closed_form, saddle_point_equations,
                               theory_matrix_gradient)
-from solvers.symbolic.latex import document, equations_latex
+from smtheory.solvers.symbolic.latex import document, equations_latex
 from tests.conftest import random_problem
 
 
@@ -165,7 +165,7 @@ def test_gp_solution_symbolic_and_numeric():
     spec = smt.ModelSpec(heads=(2, 2), widths=(6, 9, 5), variances=(1.0, 0.8, 1.1, 1.3), temperature=0.1)
     Us, Ua = gp_solution(spec).numeric()
     prob = smt.KernelProblem(np.zeros((2, 4, 6)), np.ones(2), (2, 2))  # shapes of case22: compiled once
-    res = solvers.solve(prob, spec)
+    res = smtheory.solvers.solve(prob, spec)
     assert res.converged, res.message
     for a, b in zip(res.U, Us):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())
@@ -187,7 +187,7 @@ def test_deep_linear_closed_form_matches_numeric_solver(L):
     assert exact.reduction_verified
     assert exact.degree == 1 + 2 * N0 * (L + 1)
     assert len(exact.physical) >= 1 and "physical" in exact.reason
-    res = solvers.solve(prob, spec)
+    res = smtheory.solvers.solve(prob, spec)
     assert res.converged, res.message
     for a, b in zip(exact.U, res.U):
         np.testing.assert_allclose(a, b, rtol=1e-10)
@@ -212,7 +212,7 @@ def test_commuting_kernels_match_numeric_solver(heads, widths):
                          variances=(1.0,) + tuple(np.linspace(0.7, 1.3, len(heads) + 1)))
     exact = commuting_kernel_solution(spec, prob)
     assert exact.offdiagonal_verified and exact.residual < 1e-25
-    res = solvers.solve(prob, spec)
+    res = smtheory.solvers.solve(prob, spec)
     assert res.converged, res.message
     for a, b in zip(exact.U, res.U):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())
@@ -224,7 +224,7 @@ def test_commuting_kernels_match_numeric_solver(heads, widths):
 @pytest.fixture(scope="module")
 def solved22(case22):
     prob, spec, sa = case22
-    res = solvers.solve(prob, spec)
+    res = smtheory.solvers.solve(prob, spec)
     assert res.converged, res.message
     return prob, spec, sa, res
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import smtheory as smt
-from sims.training import (TrainConfig, TrainingDiverged, accuracy, attention, attention_layers, effective_u1,
+from smtheory.sims.training import (TrainConfig, TrainingDiverged, accuracy, attention, attention_layers, effective_u1,
                            head_mask_gradient, init_params, load_model, make_task, model_output, predict,
                            sample_data, train)
 

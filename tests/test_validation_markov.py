@@ -14,8 +14,8 @@ import pytest
 
 from smtheory import InputError
 from smtheory.cli import main
-from validation.markov import MarkovConfig, compare_width, run_markov
-from validation.markov_report import check_claims, write_report
+from smtheory.validation.markov import MarkovConfig, compare_width, run_markov
+from smtheory.validation.markov_report import check_claims, write_report
 
 # Agreement at the largest sampled width: P = 40, N = 5000, short but converged chains.
 AGREE_N = 5000

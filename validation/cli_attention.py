@@ -28,11 +28,11 @@ def cmd_attention_figures(args):
     import numpy as np
 
     import smtheory as smt
-    from sims import hessian as hs
-    from sims.posterior import make_posterior
-    from validation.hypernetwork_figures import markov_metric_figure
+    from smtheory.sims import hessian as hs
+    from smtheory.sims.posterior import make_posterior
+    from smtheory.validation.hypernetwork_figures import markov_metric_figure
 
-    from smtheory._validate import InputError, positive_int, seed, width
+    from smtheory.checks import InputError, positive_int, seed, width
     from smtheory.io import check_output_dir
 
     check_output_dir(args.out, "--out")

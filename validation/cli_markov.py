@@ -1,9 +1,9 @@
 """``smtheory demo`` and ``smtheory compare markov``: the theory-versus-sampling experiment from the shell.
 
 ``smtheory demo`` is the package's main job: both networks of THEORY §5 on the embedded defaults
-(:data:`validation.markov.DEMO`), theory across all widths, Gibbs samples at a few widths, figures and
+(:data:`smtheory.validation.markov.DEMO`), theory across all widths, Gibbs samples at a few widths, figures and
 a Markdown report, within 10 minutes on 2 CPU cores.  ``smtheory compare markov --full`` runs the
-paper-scale version (:data:`validation.markov.FULL`).  Both resume: rerun the same command after an
+paper-scale version (:data:`smtheory.validation.markov.FULL`).  Both resume: rerun the same command after an
 interruption and finished stages are reused, unfinished sampling continues from its checkpoint.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 
 def _add_common(p, default_out):
@@ -41,7 +41,7 @@ def register(subparsers):
                     "demo settings are used; --full runs the paper-scale version (all widths up to 300 sampled, "
                     "longer runs; about an hour on 2 cores, more if runs need extending).")
     c.add_argument("task", choices=["markov"], help="the experiment (markov: the hidden-Markov task, THEORY §5)")
-    c.add_argument("--full", action="store_true", help="paper-scale protocol (validation.markov.FULL)")
+    c.add_argument("--full", action="store_true", help="paper-scale protocol (smtheory.validation.markov.FULL)")
     c.add_argument("--sample-widths", type=int, nargs="+", metavar="N",
                    help="override the widths to sample (each keeps the preset's burn-in/steps for that N, or the "
                         "nearest width's)")
@@ -96,7 +96,7 @@ def _override(config, args):
 
 
 def _run(configs, args, title):
-    from smtheory._validate import positive_int
+    from smtheory.checks import positive_int
     from smtheory.io import check_output_dir, lock_folder
 
     from .markov import run_experiments
@@ -180,7 +180,7 @@ def cmd_demo(args):
 
 def _check_compare_options(args):
     """Bounds of the ``compare`` overrides, checked before any work (errors name the option)."""
-    from smtheory._validate import positive_int, seed, width
+    from smtheory.checks import positive_int, seed, width
 
     for opt in ("widths", "sample_widths"):
         for n in getattr(args, opt) or ():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 
 def register(subparsers):
@@ -54,7 +54,7 @@ def register(subparsers):
 
 
 def cmd_train(args):
-    from sims.training import TrainConfig, check_data_memory, make_task
+    from smtheory.sims.training import TrainConfig, check_data_memory, make_task
     from smtheory.io import check_output_dir, lock_folder
 
     if args.n_test < 2 or args.n_test % 2:
@@ -89,9 +89,9 @@ def _train_config(TrainConfig, args):
 
 
 def _train(args, config, ckpt):
-    from sims.training import TrainingDiverged, accuracy, make_task, sample_data, train
+    from smtheory.sims.training import TrainingDiverged, accuracy, make_task, sample_data, train
     from smtheory.io import git_commit, versions, write_json_atomic
-    from validation.pruning import plot_training_curve
+    from smtheory.validation.pruning import plot_training_curve
 
     def progress(step, tl, vl, va):
         if step % (10 * config.log_every) == 0 or step == config.steps:
@@ -128,9 +128,9 @@ def _train(args, config, ckpt):
 def cmd_prune(args):
     import sys
 
-    from sims.training import check_data_memory, load_model, make_task
+    from smtheory.sims.training import check_data_memory, load_model, make_task
     from smtheory.io import check_output_dir, lock_folder
-    from validation.pruning import NoConvergedTheory, PruningConfig, run_pruning, write_outputs
+    from smtheory.validation.pruning import NoConvergedTheory, PruningConfig, run_pruning, write_outputs
 
     check_output_dir(args.out, "--out")
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 
 def register(subparsers):
@@ -20,7 +20,7 @@ def register(subparsers):
         description="Run the grid of a TOML sweep configuration (N, T, P, heads per layer, seed, sampler settings; "
                     "format in docs/sweeps.md). Theory points are warm-started along N (or T) inside each task; "
                     "every finished task is saved, and --resume skips them. Results: OUT/results.nc, a labelled "
-                    "xarray Dataset (load with validation.store.load).")
+                    "xarray Dataset (load with smtheory.validation.store.load).")
     s.add_argument("config", metavar="CONFIG.toml", help="sweep configuration (TOML)")
     s.add_argument("--scheduler", metavar="ADDRESS",
                    help="address of a running Dask distributed scheduler, e.g. tcp://host:8786 "
@@ -39,7 +39,7 @@ def register(subparsers):
 
 
 def cmd_sweep(args):
-    from validation import store, sweep
+    from smtheory.validation import store, sweep
 
     if args.workers < 1:
         raise InputError(f"--workers must be a positive integer, got {args.workers}")
@@ -63,7 +63,7 @@ def cmd_sweep(args):
         n_ok = int((ds.sampled_converged == 1).sum())
         print(f"sampling points: {n_s}, {n_ok} with R-hat <= 1.01")
     path = os.path.join(out, sweep.RESULTS_FILE)
-    print(f"wrote {path}  (load with validation.store.load({path!r}))")
+    print(f"wrote {path}  (load with smtheory.validation.store.load({path!r}))")
     if args.plot:
         import matplotlib
         matplotlib.use("Agg")

@@ -30,7 +30,7 @@ falls with N as well).  This module measures it on the hidden-Markov task (docs/
    a 95 % interval (:func:`fit_power_law`).
 
 :func:`run_finite_size` returns the results dict (also written as ``finite_size_results.json``);
-:mod:`validation.finite_size_figures` and :mod:`validation.finite_size_report` turn it into a figure,
+:mod:`smtheory.validation.finite_size_figures` and :mod:`smtheory.validation.finite_size_report` turn it into a figure,
 a Markdown section and a CSV.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from smtheory._validate import MAX_WIDTH, InputError, integer, positive_int, seed as check_seed
+from smtheory.checks import MAX_WIDTH, InputError, integer, positive_int, seed as check_seed
 
 __all__ = ["FiniteSizeConfig", "DEMO_FS", "FULL_FS", "QUANTITIES", "run_finite_size", "point_stage",
            "point_differences", "group_statistics", "fit_power_law", "fit_series"]
@@ -112,7 +112,7 @@ class FiniteSizeConfig:
     temperature : float
         T (0.01 in the paper).
     chains, burnin, steps, max_steps, chunk : int
-        ``overlap`` sampler settings (:class:`sims.SampleConfig`): chains (≥ 2 for R-hat), adaptive
+        ``overlap`` sampler settings (:class:`smtheory.sims.SampleConfig`): chains (≥ 2 for R-hat), adaptive
         warm-up (≥ 50), recorded draws, cap of the automatic extension, draws per compiled block.
     sample_seed : int
         The sampler of the point with data seed ``s`` uses seed ``sample_seed + s``.
@@ -331,14 +331,14 @@ def _solve_theory(problem, spec):
     Returns a JSON-ready dict (``converged`` False when neither route certifies a minimum).
     """
     import smtheory
-    import solvers
+    import smtheory.solvers
 
     t0 = time.perf_counter()
-    res, route = solvers.solve(problem, spec), "direct"
+    res, route = smtheory.solvers.solve(problem, spec), "direct"
     N = max(spec.widths)
     if not res.converged:
         grid = sorted({min(N * f, MAX_WIDTH) for f in (1, 4, 16, 64, 256)}, reverse=True)
-        res, route = solvers.continuation(problem, spec, widths=grid)[-1], "continuation"
+        res, route = smtheory.solvers.continuation(problem, spec, widths=grid)[-1], "continuation"
     out = dict(converged=bool(res.converged), message=str(res.message), route=route,
                U1=np.asarray(res.U1).tolist(), U_a=float(res.U_a), action=float(res.action),
                max_residual=float(res.max_residual), hessian_min_eig=float(res.hessian_min_eig),
@@ -352,17 +352,17 @@ def _solve_theory(problem, spec):
 
 def _sample(config, problem, spec, seed):
     """The ``overlap`` run of one point as a JSON-ready dict (``error`` set on a SamplingError)."""
-    import sims
+    import smtheory.sims
 
-    cfg = sims.SampleConfig(sampler="overlap", chains=config.chains, steps=config.steps, burnin=config.burnin,
+    cfg = smtheory.sims.SampleConfig(sampler="overlap", chains=config.chains, steps=config.steps, burnin=config.burnin,
                             seed=config.sample_seed + seed, chunk=config.chunk, max_steps=config.max_steps,
                             rhat_target=config.rhat_target)
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence is judged from rhat_max and flagged
-            r = sims.sample(problem, spec, cfg, progress=False)
-    except sims.SamplingError as exc:
+            r = smtheory.sims.sample(problem, spec, cfg, progress=False)
+    except smtheory.sims.SamplingError as exc:
         return dict(error=str(exc), converged=False, wall_time=time.perf_counter() - t0)
     f = lambda v: float(v) if v is not None and math.isfinite(float(v)) else None  # noqa: E731
     return dict(U1_sampled=np.asarray(r.U1_sampled).tolist(), U1_mcse=np.asarray(r.U1_mcse).tolist(),
@@ -733,7 +733,7 @@ def run_finite_size(config: FiniteSizeConfig = DEMO_FS, out_dir="smtheory-finite
     from smtheory.io import write_json_atomic
 
     if not isinstance(config, FiniteSizeConfig):
-        raise InputError("config must be a validation.finite_size.FiniteSizeConfig")
+        raise InputError("config must be a smtheory.validation.finite_size.FiniteSizeConfig")
     workers = positive_int("workers", workers)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise InputError(f"out_dir {out_dir!r} exists and is not a folder")

@@ -1,6 +1,6 @@
 """Figure of the finite-size-scaling experiment (docs/theory.md §8.4), PNG and PDF.
 
-:func:`finite_size_figure` takes the results dict of :func:`validation.finite_size.run_finite_size`
+:func:`finite_size_figure` takes the results dict of :func:`smtheory.validation.finite_size.run_finite_size`
 and writes one figure of six log–log panels: at fixed ``α = P/N`` (one colour per α) the relative
 max-entry and Frobenius ``|⟨U_1⟩ − U_1*|``, ``|Δ accuracy|`` and ``|Δ generalisation error|`` versus N
 (mean over data seeds ± standard error, a ``1/N`` guide line, the fitted exponent with its 95 % interval
@@ -145,7 +145,7 @@ def finite_size_figure(results, out_dir, stem="finite_size"):
     Parameters
     ----------
     results : dict
-        From :func:`validation.finite_size.run_finite_size`.
+        From :func:`smtheory.validation.finite_size.run_finite_size`.
     out_dir : str
     stem : str
 

@@ -1,6 +1,6 @@
 """Markdown section and CSV of the finite-size-scaling experiment (docs/theory.md §8.4).
 
-:func:`section_markdown` turns the results dict of :func:`validation.finite_size.run_finite_size` into
+:func:`section_markdown` turns the results dict of :func:`smtheory.validation.finite_size.run_finite_size` into
 a Markdown section: the fitted exponents γ of ``|Δ| ∝ N^(−γ)`` with their 95 % intervals, one table
 per α (N, P, seeds, mean relative max-entry and Frobenius ``|⟨U_1⟩ − U_1*|`` ± standard error, the
 Monte-Carlo noise floor, Δ accuracy, Δ generalisation error, largest R-hat, excluded points) and the
@@ -114,7 +114,7 @@ def section_markdown(results, figure=None, level=2):
     Parameters
     ----------
     results : dict
-        From :func:`validation.finite_size.run_finite_size`.
+        From :func:`smtheory.validation.finite_size.run_finite_size`.
     figure : str, optional
         Relative path of the PNG to embed.
     level : int
@@ -193,7 +193,7 @@ def write_report(results, out_dir, *, figures=True):
     Parameters
     ----------
     results : dict
-        From :func:`validation.finite_size.run_finite_size`.
+        From :func:`smtheory.validation.finite_size.run_finite_size`.
     out_dir : str
     figures : bool
 

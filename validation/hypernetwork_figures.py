@@ -2,7 +2,7 @@
 
 In the hypernetwork reading (:mod:`smtheory.hypernetwork`) the kernel is code similarity under the metric
 ``U_1`` times input similarity.  The GP limit uses the Euclidean metric ``σa² Π σℓ² I``; at finite width
-the saddle point (``solvers.solve``) re-weights it.  :func:`metric_figure` draws both metrics and the
+the saddle point (``smtheory.solvers.solve``) re-weights it.  :func:`metric_figure` draws both metrics and the
 code similarity ``c_s(x)ᵀ U c_s'(x')`` of training pairs under each; :func:`markov_metric_figure` does it for
 the hidden-Markov task of THEORY §5 at N = 10.
 """
@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 __all__ = ["metric_figure", "markov_metric_figure"]
 
@@ -95,7 +95,7 @@ def markov_metric_figure(out_dir, width=10, n_train=100, paths=4, seed=0, temper
     -------
     dict with ``"paths"`` (figure files), ``"U_learned"``, ``"U_gp"``, ``"path_names"``, ``"converged"``
     """
-    import solvers
+    import smtheory.solvers
     from smtheory.attention import attention_matrices
     from smtheory.hypernetwork import path_codes
     from smtheory.model import ModelSpec
@@ -104,7 +104,7 @@ def markov_metric_figure(out_dir, width=10, n_train=100, paths=4, seed=0, temper
     problem = markov.markov_problem(paths, n_train, 10, seed=seed)
     heads = (2, 2) if paths == 4 else (2, 1)
     spec = ModelSpec(heads=heads, widths=width, temperature=temperature)
-    res = solvers.solve(problem, spec)
+    res = smtheory.solvers.solve(problem, spec)
     U_gp = spec.gp_u1_scale() * np.eye(problem.n_paths)
     # code similarities c_s(x)ᵀ U c_s'(x') over random pairs of tokens of a few training sequences
     x, _, _ = markov.task_for(paths).sample(max(1, n_pairs // 2), seed=seed)

@@ -3,7 +3,7 @@
 The experiment of the paper's first figure, as one seeded, resumable driver:
 
 1. **theory** — the saddle point of THEORY §3 at every width of the grid, warm-started along the
-   grid (:func:`solvers.numeric.continuation`), each point certified (residuals, Hessian); predictor
+   grid (:func:`smtheory.solvers.numeric.continuation`), each point certified (residuals, Hessian); predictor
    statistics on the test set (THEORY §3 "Metrics");
 2. **GP baselines** — the infinite-width kernel of the whole network and of the sub-networks named in
    THEORY §5 (path g alone, g + d);
@@ -13,7 +13,7 @@ The experiment of the paper's first figure, as one seeded, resumable driver:
    ``overlap`` sampler (NUTS on the Wishart hierarchy, docs/theory.md §8.2; cost independent of N;
    Rao-Blackwellised predictor §8.3), 4 chains by default, and — as the weight-space cross-check —
    exact blocked Gibbs on all weights at the ``gibbs_check`` widths; a run whose R-hat exceeds the
-   target is *extended* (the same chains continue, :func:`sims.run.sample` doubles ``steps``) up to
+   target is *extended* (the same chains continue, :func:`smtheory.sims.run.sample` doubles ``steps``) up to
    ``max_extensions`` times, and the result says honestly whether the target was met;
 5. **comparison** — per sampled width, ``|theory − sampled|`` in units of the Monte-Carlo standard
    error for the accuracy, the generalisation error and every entry of U_1; at the Gibbs widths also
@@ -22,8 +22,8 @@ The experiment of the paper's first figure, as one seeded, resumable driver:
 Every stage writes its own JSON file atomically (with the configuration, seeds, versions and commit)
 into the output folder; a rerun with the same configuration skips the stages already written, and an
 interrupted sampling run continues from its checkpoint.  :func:`run_markov` returns the assembled
-results dict (also written as ``results.json``); :mod:`validation.markov_figures` and
-:mod:`validation.markov_report` turn it into figures and a Markdown report.
+results dict (also written as ``results.json``); :mod:`smtheory.validation.markov_figures` and
+:mod:`smtheory.validation.markov_report` turn it into figures and a Markdown report.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from smtheory._validate import InputError, positive_int
+from smtheory.checks import InputError, positive_int
 
 __all__ = ["MarkovConfig", "DEMO", "FULL", "run_markov", "run_experiments", "sample_stage", "compare_width",
            "compare_samplers"]
@@ -120,7 +120,7 @@ class MarkovConfig:
         object.__setattr__(self, "widths", tuple(sorted({positive_int("widths", w) for w in self.widths})))
         object.__setattr__(self, "sampling", _plan("sampling", self.sampling))
         object.__setattr__(self, "gibbs_check", _plan("gibbs_check", self.gibbs_check))
-        from sims.config import SAMPLERS
+        from smtheory.sims.config import SAMPLERS
 
         if self.sampler not in SAMPLERS:
             raise InputError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
@@ -272,7 +272,7 @@ def _spec(config, problem, width):
 
 
 def _theory_stage(config, problem, progress):
-    from solvers.numeric import continuation
+    from smtheory.solvers.numeric import continuation
     from smtheory.predictor import predictor_statistics
 
     spec = _spec(config, problem, config.theory_widths[0])
@@ -346,7 +346,7 @@ def _kernel_stage(config, problem, theory_rows):
 
 def _sample_width(config, problem, width, kind, ckpt_dir, progress):
     """One sampling run (``kind`` "sample": ``config.sampler``; "gibbs": the weight-space check)."""
-    from sims.run import SampleConfig, sample
+    from smtheory.sims.run import SampleConfig, sample
 
     burnin, steps = config.plan(width, kind)
     spec = _spec(config, problem, width)
@@ -385,7 +385,7 @@ def compare_width(theory_row, sampled):
     theory_row : dict
         A row of the theory stage (``U1``, ``accuracy``, ``generalization_error``).
     sampled : dict
-        A sampling result (:meth:`sims.run.SampleResult.to_dict` fields).
+        A sampling result (:meth:`smtheory.sims.run.SampleResult.to_dict` fields).
 
     Returns
     -------
@@ -548,7 +548,7 @@ def run_experiments(configs, out_dir="smtheory-markov", *, workers=1, progress=T
     """
     configs = list(configs)
     if not configs or not all(isinstance(c, MarkovConfig) for c in configs):
-        raise InputError("configs must be a non-empty sequence of validation.markov.MarkovConfig")
+        raise InputError("configs must be a non-empty sequence of smtheory.validation.markov.MarkovConfig")
     if len({c.paths for c in configs}) != len(configs):
         raise InputError("configs must name different networks (paths); run others into another out_dir")
     positive_int("workers", workers)
@@ -598,5 +598,5 @@ def run_markov(config: MarkovConfig = DEMO[4], out_dir="smtheory-markov", *, wor
         width), ``comparison`` (per sampled width, see :func:`compare_width`), provenance, timings.
     """
     if not isinstance(config, MarkovConfig):
-        raise InputError("config must be a validation.markov.MarkovConfig")
+        raise InputError("config must be a smtheory.validation.markov.MarkovConfig")
     return run_experiments([config], out_dir, workers=workers, progress=progress)[0]

@@ -1,6 +1,6 @@
 """Figures of the Markov theory-versus-sampling experiment (THEORY.md §5), PNG and PDF.
 
-Every function takes the results dict of :func:`validation.markov.run_markov` and an output
+Every function takes the results dict of :func:`smtheory.validation.markov.run_markov` and an output
 folder, writes ``<name>.png`` and ``<name>.pdf`` and returns the file stem.  Matplotlib runs
 headless (Agg); nothing is shown.
 """

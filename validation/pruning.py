@@ -1,12 +1,12 @@
 """Head ranking and pruning of a gradient-descent-trained network (THEORY.md §6–7).
 
-Pipeline of :func:`run_pruning` for a model trained by :func:`sims.training.train`:
+Pipeline of :func:`run_pruning` for a model trained by :func:`smtheory.sims.training.train`:
 
 1. Data: a theory training set (``n_train`` sequences of the training split), a validation
    set (``val`` split), an in-distribution test set (``test``) and an out-of-distribution
    test set (``ood``: held-out classes for digits, the noisier variant for Markov).
 2. Theory on the trained query/key weights (qk-style attention, the model's token readout):
-   the saddle point of THEORY §3 is solved with :func:`solvers.continuation` along a grid of
+   the saddle point of THEORY §3 is solved with :func:`smtheory.solvers.continuation` along a grid of
    temperatures at the chosen width ``N``; ``T`` is chosen by the accuracy of the theory
    predictor on the *validation* set (ties: lower validation generalisation error), never on
    a test set.  Only converged solutions are used.
@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from smtheory._validate import InputError, positive_int
-from smtheory._validate import seed as seed_int
+from smtheory.checks import InputError, positive_int
+from smtheory.checks import seed as seed_int
 
 RANKINGS = ("theory", "trained_u1", "gradient", "ablation")
 LABELS = {"theory": "theory score (U_1)", "trained_u1": "U_1 of trained weights", "gradient": "gradient (Michel+19)",
@@ -117,8 +117,8 @@ def run_pruning(model, config=None, progress=print):
 
     Parameters
     ----------
-    model : sims.training.TrainResult
-        From :func:`sims.training.train` or :func:`sims.training.load_model`.
+    model : smtheory.sims.training.TrainResult
+        From :func:`smtheory.sims.training.train` or :func:`smtheory.sims.training.load_model`.
     config : PruningConfig, optional
     progress : callable(str) or None
 
@@ -134,8 +134,8 @@ def run_pruning(model, config=None, progress=print):
         (a RuntimeError) If no temperature of the grid gives a converged saddle point (no theory
         result is reported).
     """
-    import solvers
-    from sims.training import (accuracy, attention_layers, effective_u1, head_mask_gradient, make_task, predict,
+    import smtheory.solvers
+    from smtheory.sims.training import (accuracy, attention_layers, effective_u1, head_mask_gradient, make_task, predict,
                                sample_data)
     from smtheory.model import ModelSpec
     from smtheory.paths import path_labels
@@ -175,7 +175,7 @@ def run_pruning(model, config=None, progress=print):
     t_features = time.perf_counter() - t0
     spec0 = ModelSpec(heads=heads, widths=N, temperature=config.temperatures[0], readout=readout)
     t0 = time.perf_counter()
-    sols = solvers.continuation(problems["val"], spec0, temperatures=list(config.temperatures))
+    sols = smtheory.solvers.continuation(problems["val"], spec0, temperatures=list(config.temperatures))
     t_solve = time.perf_counter() - t0
     t_grid = []
     for T, res in zip(config.temperatures, sols):

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 __all__ = ["build_dataset", "save", "load", "provenance", "plot_metric", "plot_order_parameter"]
 
@@ -41,11 +41,11 @@ _UNITS = dict(accuracy="mean-predictor test accuracy (THEORY §3)", generalizati
 
 
 def build_dataset(config, payloads, *, config_path=None, run=None):
-    """Assemble finished task results (from :func:`validation.sweep.run_task`) into a Dataset.
+    """Assemble finished task results (from :func:`smtheory.validation.sweep.run_task`) into a Dataset.
 
     Parameters
     ----------
-    config : validation.sweep.SweepConfig
+    config : smtheory.validation.sweep.SweepConfig
     payloads : list of dict
         Task results; missing tasks leave NaN in the store.
     config_path : str, optional

@@ -6,10 +6,10 @@ file (:func:`load_config`, format in ``docs/sweeps.md``) and cut into independen
 
 - a *theory task* is one chain of saddle-point solves (THEORY §3) along the continuation axis (``N`` by
   default, or ``T``) at fixed ``(P, heads, seed, other axis)``.  Inside a chain every point is
-  warm-started from its neighbours (:func:`solvers.numeric.continuation`), so warm starts never cross
+  warm-started from its neighbours (:func:`smtheory.solvers.numeric.continuation`), so warm starts never cross
   task boundaries and tasks can run anywhere, in any order; the task also computes the predictor
   statistics of every point and the GP baseline;
-- a *sampling task* is one posterior-sampling run (:func:`sims.run.sample`) at one grid point with one
+- a *sampling task* is one posterior-sampling run (:func:`smtheory.sims.run.sample`) at one grid point with one
   sampler setting.
 
 Execution (:func:`run_sweep`): in-process by default (``workers=1``), a local Dask cluster of
@@ -18,7 +18,7 @@ finished task is written atomically by the driver to ``OUT/tasks/<kind>-<hash>.j
 over everything the task depends on), so an interrupted sweep rerun with ``resume=True`` skips the
 finished tasks.  Workers need the package importable but no shared file system: results travel back
 through Dask.  At the end the task files are assembled into a labelled :class:`xarray.Dataset` and saved
-as ``OUT/results.nc`` (:mod:`validation.store`).
+as ``OUT/results.nc`` (:mod:`smtheory.validation.store`).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ import tomllib
 import warnings
 from dataclasses import dataclass, field
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 __all__ = ["SweepConfig", "SamplingSetting", "load_config", "parse_config", "make_tasks", "run_task",
            "run_sweep", "task_id", "heads_label", "TASKS_DIR", "RESULTS_FILE"]
@@ -61,13 +61,13 @@ class SamplingSetting:
     """One sampler setting of a sweep (a label on the ``sampler`` axis of the store).
 
     ``N`` and ``T`` select the grid points that are sampled (every ``P``, ``heads`` and ``seed`` is);
-    the other fields are those of :class:`sims.run.SampleConfig`.
+    the other fields are those of :class:`smtheory.sims.run.SampleConfig`.
     """
 
     name: str
     N: tuple
     T: tuple
-    sample: dict  # keyword arguments of sims.run.SampleConfig
+    sample: dict  # keyword arguments of smtheory.sims.run.SampleConfig
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class SweepConfig:
     continuation : {"N", "T"}
         The axis along which theory points are warm-started (one task per chain).
     tol : float
-        Saddle-point tolerance (:func:`solvers.numeric.solve`).
+        Saddle-point tolerance (:func:`smtheory.solvers.numeric.solve`).
     variances : tuple or None
         Prior variances ``(σ0², σ1²..σL², σa²)``; None = all 1.
     N : tuple of int
@@ -153,13 +153,13 @@ def _int(key, v, minimum=1, maximum=None):
 
 
 def _width(key, v):
-    from smtheory._validate import MAX_WIDTH
+    from smtheory.checks import MAX_WIDTH
 
     return _int(key, v, 1, MAX_WIDTH)
 
 
 def _seed(key, v, span=1):
-    from smtheory._validate import SEED_LIMIT
+    from smtheory.checks import SEED_LIMIT
 
     return _int(key, v, 0, SEED_LIMIT - span)
 
@@ -199,7 +199,7 @@ def parse_config(raw):
 
     Raises
     ------
-    smtheory._validate.InputError
+    smtheory.checks.InputError
         Naming the offending key and what was expected.
     """
     if not isinstance(raw, dict):
@@ -290,7 +290,7 @@ def parse_config(raw):
                                     "chunk") if k in s}
         kwargs.setdefault("sampler", "gibbs")
         try:
-            from sims.run import SampleConfig
+            from smtheory.sims.run import SampleConfig
 
             SampleConfig(**kwargs)
         except InputError as exc:
@@ -409,7 +409,7 @@ def _theory(task):
     import numpy as np
 
     from smtheory.predictor import predictor_statistics
-    from solvers.numeric import continuation
+    from smtheory.solvers.numeric import continuation
 
     problem = _problem(task["problem"])
     spec = _spec(task, problem, task["N"][0], task["T"][0])
@@ -437,7 +437,7 @@ def _theory(task):
 
 
 def _sample(task):
-    from sims.run import SampleConfig, sample
+    from smtheory.sims.run import SampleConfig, sample
 
     problem = _problem(task["problem"])
     spec = _spec(task, problem, task["N"], task["T"])
@@ -529,7 +529,7 @@ def run_sweep(config, out_dir="smtheory-sweep", *, scheduler=None, workers=1, re
         A validated configuration, or the path of a TOML file.
     out_dir : str
         Output folder: ``tasks/`` (one JSON file per finished task), ``sweep.json`` (manifest) and
-        ``results.nc`` (the labelled store, :func:`validation.store.load`).
+        ``results.nc`` (the labelled store, :func:`smtheory.validation.store.load`).
     scheduler : str, optional
         Address of a running Dask distributed scheduler (``tcp://host:8786``); tasks are submitted to it.
     workers : int
@@ -539,14 +539,14 @@ def run_sweep(config, out_dir="smtheory-sweep", *, scheduler=None, workers=1, re
         Reuse an output folder that already holds a sweep: tasks whose files exist (same task, same
         inputs) are skipped.  Without it an existing sweep in ``out_dir`` is an error (nothing is overwritten).
         The folder is locked for the whole run (:func:`smtheory.io.lock_folder`): a second sweep on the
-        same folder is refused with an :class:`~smtheory._validate.InputError` naming the holder's pid.
+        same folder is refused with an :class:`~smtheory.checks.InputError` naming the holder's pid.
     progress : bool
         Progress bar (tqdm) on standard error.
 
     Returns
     -------
     xarray.Dataset
-        The store (:mod:`validation.store`).  A task that raised is reported on standard error and listed in
+        The store (:mod:`smtheory.validation.store`).  A task that raised is reported on standard error and listed in
         ``provenance(ds)["run"]["failed"]``; its points stay NaN and a rerun with ``resume=True`` retries it.
     """
     from smtheory.io import check_output_dir, lock_folder

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validate import InputError, positive_int
+from ..checks import InputError, positive_int
 
 SPLITS = ("train", "val", "test", "ood")
 IMAGE_SIDE = 8

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import DEFAULT_MEMORY_BUDGET, InputError, positive_int, seed as check_seed
+from ..checks import DEFAULT_MEMORY_BUDGET, InputError, positive_int, seed as check_seed
 from ..attention import AttentionLayer
 from ..problem import KernelProblem, check_problem_memory
 

@@ -25,7 +25,7 @@ an array ``[D, D, P, P]``
     given train kernels (e.g. :func:`kernels_from_problem`) and labels ``y``; explicit as well.
 
 The saddle-point equations are the gradient of ``S`` in the independent entries (upper
-triangles, row-major, ``U_1`` first: the order of :func:`solvers.parameterization.pack_entries`)
+triangles, row-major, ``U_1`` first: the order of :func:`smtheory.solvers.parameterization.pack_entries`)
 at fixed ``U_a``, together with ``∂S/∂U_a = 0``.  Because ``U_a`` sits at a stationary point,
 this equals the gradient of the action with ``U_a`` eliminated (envelope theorem), which is
 :attr:`SymbolicAction.action_eliminated`.
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from smtheory._validate import InputError, finite_array, positive_float, positive_int
+from smtheory.checks import InputError, finite_array, positive_float, positive_int
 from smtheory.model import ModelSpec
 
 #: Largest order-parameter matrix ``D_ℓ × D_ℓ`` built explicitly (its determinant has up to ``D_ℓ!`` terms).
@@ -255,7 +255,7 @@ class SymbolicAction:
     Y : sympy.Matrix or None
         Labels (explicit modes).
     latex_names : dict
-        LaTeX for every symbol created here (used by :mod:`solvers.symbolic.latex`).
+        LaTeX for every symbol created here (used by :mod:`smtheory.solvers.symbolic.latex`).
     """
 
     arch: SymbolicArchitecture
@@ -322,7 +322,7 @@ def build_action(arch, kernels="phi", *, n_train=None, y=None):
     if isinstance(arch, ModelSpec):
         arch = from_spec(arch)
     if not isinstance(arch, SymbolicArchitecture):
-        raise InputError("arch must be a SymbolicArchitecture (solvers.symbolic.architecture) or a ModelSpec")
+        raise InputError("arch must be a SymbolicArchitecture (smtheory.solvers.symbolic.architecture) or a ModelSpec")
     heads, L = arch.heads, arch.n_layers
     N, var, T = arch.widths, arch.variances, arch.temperature
     names = {}
@@ -504,7 +504,7 @@ def saddle_point_equations(sa: SymbolicAction, simplify="cancel"):
     SaddlePointEquations
     """
     if not isinstance(sa, SymbolicAction):
-        raise InputError("sa must be a SymbolicAction (solvers.symbolic.build_action)")
+        raise InputError("sa must be a SymbolicAction (smtheory.solvers.symbolic.build_action)")
     if simplify is True:
         simplify = "cancel"
     elif simplify is False:

@@ -28,7 +28,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from smtheory._validate import InputError, finite_array, positive_int
+from smtheory.checks import InputError, finite_array, positive_int
 from smtheory.model import ModelSpec
 from smtheory.problem import KernelProblem
 

@@ -13,7 +13,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 from .action import SaddlePointEquations, SymbolicAction, saddle_point_equations
 
@@ -28,7 +28,7 @@ def _jax_module():
 
     import jax.numpy as jnp
 
-    importlib.import_module("smtheory._jax")  # float64
+    importlib.import_module("smtheory.jax_setup")  # float64
 
     return {"log": jnp.log, "exp": jnp.exp, "sqrt": jnp.sqrt, "Abs": jnp.abs, "sign": jnp.sign, "pi": np.pi,
             "E": np.e}
@@ -264,7 +264,7 @@ def numeric_saddle_point(sa: SymbolicAction, backend="numpy", params=None, equat
     NumericSaddlePoint
     """
     if not isinstance(sa, SymbolicAction):
-        raise InputError("sa must be a SymbolicAction (solvers.symbolic.build_action)")
+        raise InputError("sa must be a SymbolicAction (smtheory.solvers.symbolic.build_action)")
     if backend not in ("numpy", "jax"):
         raise InputError(f"backend must be 'numpy' or 'jax', got {backend!r}")
     if equations is None:

@@ -1,19 +1,19 @@
 """LaTeX (and plain-text) export of the action and saddle-point equations for one architecture.
 
-Three views, all produced from :mod:`solvers.symbolic.action`:
+Three views, all produced from :mod:`smtheory.solvers.symbolic.action`:
 
 - the action of THEORY.md §3 in matrix form with the architecture's numbers filled in
   (:func:`action_matrix_latex`), and written out in the entries of the ``U_ℓ`` (:func:`action_latex`);
 - the saddle-point equations entry by entry in terms of the entries of ``U_ℓ^{-1}``
   (:func:`equations_latex` with ``form="inverse"``), which is THEORY §3's matrix form written per entry and
-  is checked against the SymPy-derived gradient (:func:`solvers.symbolic.action.check_theory_equations`);
+  is checked against the SymPy-derived gradient (:func:`smtheory.solvers.symbolic.action.check_theory_equations`);
 - the same equations fully expanded in the entries of ``U_ℓ`` (``form="expanded"``, long for D = 4).
 """
 from __future__ import annotations
 
 import sympy as sp
 
-from smtheory._validate import InputError
+from smtheory.checks import InputError
 
 from .action import SaddlePointEquations, SymbolicAction, inverse_symbols, theory_matrix_gradient
 
@@ -72,7 +72,7 @@ def equations_latex(eq: SaddlePointEquations, form="inverse"):
     list of str
     """
     if not isinstance(eq, SaddlePointEquations):
-        raise InputError("eq must be a SaddlePointEquations (solvers.symbolic.saddle_point_equations)")
+        raise InputError("eq must be a SaddlePointEquations (smtheory.solvers.symbolic.saddle_point_equations)")
     sa = eq.action
     exprs = _equation_exprs(eq, form)
     out = []
