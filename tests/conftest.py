@@ -1,7 +1,16 @@
+import os
+
 import numpy as np
 import pytest
 
-import smtheory as smt
+from smtheory.worker_pool import worker_xla_flags
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one test worker per core (pytest-xdist, see setup.cfg): XLA's CPU intra-op pool off, as in the package's
+    # own worker processes (smtheory.worker_pool); read when JAX creates its backend, i.e. after this line
+    os.environ["XLA_FLAGS"] = worker_xla_flags()
+
+import smtheory as smt  # noqa: E402
 
 
 def random_problem(heads=(2, 2), P=30, Q=20, N0=6, T=5, seed=0, readout="last"):

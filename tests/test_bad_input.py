@@ -26,7 +26,7 @@ import pytest
 
 import smtheory as smt
 from smtheory import InputError
-from smtheory import _validate as val
+from smtheory import checks as val
 from smtheory.cli import main
 from smtheory.io import check_npz, check_output_dir, check_output_file, lock_folder, write_json_atomic
 
