@@ -33,7 +33,7 @@ def test_spawned_worker_sees_the_flags(monkeypatch):
 
 
 def test_cpu_async_dispatch_is_off_after_import():
-    """Asynchronous CPU dispatch deadlocked a sampling run (smtheory/_jax.py): the package turns it off."""
+    """Asynchronous CPU dispatch deadlocked a sampling run (smtheory/jax_setup.py): the package turns it off."""
     import jax
 
     import smtheory  # noqa: F401
@@ -45,7 +45,7 @@ def test_cpu_async_dispatch_is_off_after_import():
 @pytest.mark.slow
 def test_the_point_that_deadlocked_with_async_dispatch_finishes():
     """The demo's finite-size point N = 50, P = 50 hung forever with CPU async dispatch on (about 40 s now)."""
-    code = ("from validation.finite_size import DEMO_FS, _compute_point; "
+    code = ("from smtheory.validation.finite_size import DEMO_FS, _compute_point; "
             "p = _compute_point(DEMO_FS, 50, 50, 0); print(p['status'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
