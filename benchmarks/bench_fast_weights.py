@@ -13,7 +13,7 @@ matrix form
     Ω [P, H, T, T] of the rules (closed form; the delta rule needs a T × T triangular solve), then
     the matrix products of THEORY §2;
 fast weights
-    ``smtheory.fast_weights.fast_weight_path_features(x, layers)`` — the bare input fed as values through
+    ``smtheory.fast_weight_paths.fast_weight_path_features(x, layers)`` — the bare input fed as values through
     each head's memory recurrence (``lax.scan``), never forming a T × T matrix.
 
 For every T both are run once untimed (JIT compilation; its time is reported), then timed ``--repeats``
@@ -81,7 +81,7 @@ def main(argv=None):
     cpu = pin_single_cpu()
     import numpy as np
     from smtheory.attention import attention_matrices
-    from smtheory.fast_weights import fast_weight_path_features
+    from smtheory.fast_weight_paths import fast_weight_path_features
     from smtheory.paths import path_features
 
     env = environment()

@@ -13,7 +13,11 @@ that a NaN during sampling can be detected and reported.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
 
 from smtheory.checks import InputError
 
@@ -32,3 +36,23 @@ def check_step_size(step_size):
     if not s > 0 or s != s or s == float("inf"):
         raise InputError(f"step_size must be a finite positive number, got {step_size!r}")
     return s
+
+
+def check_temperature(temperature):
+    """A finite positive temperature ``T`` as a float, or a clear error."""
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        raise InputError(f"temperature must be a positive number, got {temperature!r}") from None
+    if not (t > 0 and math.isfinite(t)):
+        raise InputError(f"temperature must be a finite positive number, got {temperature!r}")
+    return t
+
+
+def all_finite(tree):
+    """``True`` (a JAX boolean scalar) when every entry of every leaf of ``tree`` is finite.
+
+    Pure and traceable; the samplers report it as ``info.is_finite``.
+    """
+    leaves = jax.tree_util.tree_leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))

@@ -39,7 +39,7 @@ from smtheory.checks import InputError
 from smtheory.action import energy_term
 from smtheory.kernels import path_pair_kernels
 from smtheory.model import ModelSpec
-from smtheory.network import partial_effective_weights
+from smtheory import path_model
 from smtheory.problem import KernelProblem
 
 from .collapsed_base import CollapsedTarget
@@ -130,9 +130,24 @@ def prior_std_vector(spec: ModelSpec, n0: int, dtype=jnp.float64):
 
 
 def order_parameter(upper, widths):
-    """``Û = (1/N1) w wᵀ`` [D, D] of an upper-weight pytree (docs/theory.md §8.1)."""
-    w = partial_effective_weights(upper["V"], upper["a"], widths, jnp)[0]  # [D, N1]
-    return w @ w.T / widths[0]
+    """``Û = (1/N1) w wᵀ`` [D, D] of an upper-weight pytree (docs/theory.md §8.1).
+
+    Parameters
+    ----------
+    upper : dict
+        ``{"V": list of [H_ℓ, N_{ℓ+1}, N_ℓ], "a": [N_a]}`` (a ``"V0"`` entry is ignored).
+    widths : tuple of int
+        ``(N_1, ..., N_L, N_a)``; must be the widths of ``upper``'s shapes.
+
+    Returns
+    -------
+    jax.Array [D, D]
+        :func:`smtheory.path_model.order_parameter` of the upper weights.
+    """
+    weights = path_model.PathWeights(None, tuple(upper["V"]), upper["a"])
+    if weights.widths != tuple(widths):
+        raise InputError(f"widths {tuple(widths)} do not match the upper weights' shapes {weights.widths}")
+    return path_model.order_parameter(weights)
 
 
 @jax.custom_jvp

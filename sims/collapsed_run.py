@@ -32,6 +32,7 @@ from smtheory.checks import InputError
 from . import checkpoint as ckpt
 from . import diagnostics, observables
 from . import rao_blackwell as rb
+from .chains import over_chains
 from .config import SampleConfig, SampleResult, SamplingError
 
 __all__ = ["build_target", "build_kernel", "sample_collapsed", "trace_names"]
@@ -108,8 +109,8 @@ def _trace_vector(U1, cm, D):
 
 @functools.lru_cache(maxsize=16)
 def _make_fns(static, sampler, adjusted, thin, D):
-    """Jitted warm-up (vmapped over chains) and block of recorded draws, shared by every run whose
-    target has the same static key (``theta`` — widths, data — is an argument)."""
+    """Jitted warm-up and block of recorded draws (chains one after another, :mod:`smtheory.sims.chains`),
+    shared by every run whose target has the same static key (``theta`` — widths, data — is an argument)."""
 
     def kernel_of(theta):
         target = _target(static, theta["target"])
@@ -118,12 +119,12 @@ def _make_fns(static, sampler, adjusted, thin, D):
     def transition(kernel, carry):
         states, keys, params = carry
         split = jax.vmap(lambda k: jax.random.split(k, 2))(keys)
-        states, info = jax.vmap(kernel.step)(split[:, 1], states, params)
+        states, info = over_chains(kernel.step, split[:, 1], states, params)
         return (states, split[:, 0], params), info
 
     def draws(theta, states, keys, params, mom, n):
         target, kernel = kernel_of(theta)
-        cond = jax.vmap(lambda U: rb.conditional_moments(U, theta["rb"]))
+        cond = lambda U1: over_chains(lambda U: rb.conditional_moments(U, theta["rb"]), U1)  # noqa: E731
 
         def record(carry, _):
             states, keys, params, mom = carry
@@ -142,7 +143,7 @@ def _make_fns(static, sampler, adjusted, thin, D):
 
     def warm(theta, keys, positions, n):
         _, kernel = kernel_of(theta)
-        return jax.vmap(kernel.warmup, in_axes=(0, 0, None))(keys, positions, n)
+        return over_chains(lambda k, p: kernel.warmup(k, p, n), keys, positions)
 
     return jax.jit(warm, static_argnums=3), jax.jit(draws, static_argnums=5)
 

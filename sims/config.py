@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from smtheory.checks import InputError, non_negative_int, positive_int, seed
+from smtheory.model import ModelSpec
+from smtheory.records import array_from_json, finite_or_none, float_from_json, json_array, json_tree, tree_from_json
 
 from .base import check_step_size
 
@@ -123,17 +125,15 @@ class SampleConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _finite_or_none(x):
-    x = float(x)
-    return x if math.isfinite(x) else None
+#: Scalar fields of a :class:`SampleResult` record (``None`` in the record for a non-finite value).
+_SCALARS = ("test_accuracy", "test_accuracy_mcse", "generalization_error", "generalization_error_mcse",
+            "train_energy", "rhat_max", "ess_min", "steps_per_second", "acceptance_rate", "grad_evals_per_step",
+            "run_time", "compile_time")
+#: Array fields of a :class:`SampleResult` record.
+_ARRAYS = ("U1_sampled", "U1_mcse", "predictor_mean", "predictor_variance")
 
 
-def _nested(a):
-    return [[_finite_or_none(v) for v in row] for row in np.asarray(a)] if np.ndim(a) == 2 else \
-        [_finite_or_none(v) for v in np.ravel(a)]
-
-
-@dataclass
+@dataclass(frozen=True, eq=False)
 class SampleResult:
     """Posterior summaries with their Monte-Carlo diagnostics (same fields for every sampler).
 
@@ -141,7 +141,9 @@ class SampleResult:
     the test set: averages of the network output over weight draws, or — for the collapsed samplers
     — the Rao-Blackwellised estimates (mean of the conditional means; mean conditional variance plus
     the variance of the conditional means, docs/theory.md §8.3). ``traces`` holds the per-chain traces
-    of every diagnosed observable, named by ``trace_names``.
+    of every diagnosed observable, named by ``trace_names``.  ``run_time`` is the wall time of the
+    compiled sampling blocks, ``compile_time`` the compilation paid before them.  Immutable;
+    :meth:`to_record` / :meth:`from_record` write and read the JSON-ready record.
     """
 
     U1_sampled: np.ndarray
@@ -172,20 +174,41 @@ class SampleResult:
         """R-hat ≤ ``config.rhat_target`` on every traced observable (False when R-hat is undefined)."""
         return bool(self.rhat_max <= self.config.rhat_target)
 
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def to_record(self, traces=True):
+        """JSON-ready record (non-finite numbers as ``None``).
+
+        Keys: every field (arrays as nested lists, ``config`` and ``spec`` as dicts, ``diagnostics``
+        with NumPy numbers as floats) and the derived ``converged``; ``traces`` only when ``traces`` is
+        True (a record without them reads back with ``traces = None``).
+        """
+        out = {k: json_array(getattr(self, k)) for k in _ARRAYS}
+        out.update({k: finite_or_none(getattr(self, k)) for k in _SCALARS})
+        out.update(extensions=int(self.extensions), converged=self.converged, diagnostics=json_tree(self.diagnostics),
+                   trace_names=list(self.trace_names), config=dataclasses.asdict(self.config),
+                   spec=self.spec.to_dict())
+        if traces and self.traces is not None:
+            out["traces"] = json_tree(self.traces)
+        return out
+
     def to_dict(self):
-        """JSON-ready record (non-finite numbers as ``None``)."""
-        return dict(U1_sampled=_nested(self.U1_sampled), U1_mcse=_nested(self.U1_mcse),
-                    predictor_mean=_nested(self.predictor_mean), predictor_variance=_nested(self.predictor_variance),
-                    test_accuracy=_finite_or_none(self.test_accuracy),
-                    test_accuracy_mcse=_finite_or_none(self.test_accuracy_mcse),
-                    generalization_error=_finite_or_none(self.generalization_error),
-                    generalization_error_mcse=_finite_or_none(self.generalization_error_mcse),
-                    train_energy=_finite_or_none(self.train_energy), rhat_max=_finite_or_none(self.rhat_max),
-                    ess_min=_finite_or_none(self.ess_min), steps_per_second=_finite_or_none(self.steps_per_second),
-                    acceptance_rate=_finite_or_none(self.acceptance_rate),
-                    grad_evals_per_step=_finite_or_none(self.grad_evals_per_step),
-                    run_time=_finite_or_none(self.run_time), extensions=int(self.extensions),
-                    converged=self.converged, config=dataclasses.asdict(self.config), spec=self.spec.to_dict())
+        """Alias of :meth:`to_record`."""
+        return self.to_record()
+
+    @classmethod
+    def from_record(cls, d):
+        """The result written by :meth:`to_record` (``None`` read back as NaN)."""
+        D = len(d["U1_sampled"])
+        arrays = {k: array_from_json(d[k]) for k in _ARRAYS}
+        arrays["U1_sampled"] = arrays["U1_sampled"].reshape(D, D)
+        arrays["U1_mcse"] = arrays["U1_mcse"].reshape(D, D)
+        return cls(**arrays, **{k: float_from_json(d[k]) for k in _SCALARS if k in d},
+                   diagnostics=tree_from_json(d.get("diagnostics", {})), config=SampleConfig(**d["config"]),
+                   spec=ModelSpec(**d["spec"]), extensions=int(d.get("extensions", 0)),
+                   traces=array_from_json(d["traces"]) if d.get("traces") is not None else None,
+                   trace_names=list(d.get("trace_names", [])))
 
     def to_inference_data(self):
         """The traces as an :class:`arviz.InferenceData` (needs ``pip install "smtheory[arviz]"``).

@@ -23,7 +23,8 @@ order is passed to :func:`build`.  A fixed-order sweep leaves the posterior inva
 
 How a block is drawn
 --------------------
-Write ``M(θ) = w(θ) V⁰ ∈ R^{D×N0}`` (``w`` the effective path weights of THEORY §2) so that
+Write ``M(θ) = w(θ) V⁰ ∈ R^{D×N0}`` (``w`` the effective path weights of THEORY §2;
+:func:`smtheory.path_model.path_matrix`) so that
 ``f = c Ξ vec(M)`` with ``c = (D N1 N0)^{-1/2}`` and ``Ξ`` the ``P × K`` matrix of raw path
 features, ``K = D·N0``.  With the other blocks fixed ``vec(M)`` is a linear map
 ``L_b: R^{n_b} → R^K`` of the block, so ``J = c Ξ L_b``.  ``L_b`` and its transpose are
@@ -83,9 +84,9 @@ import jax.scipy.linalg as jsl
 
 from smtheory import jax_setup  # noqa: F401
 from smtheory.checks import InputError
-from smtheory.network import _effective
+from smtheory import path_model
 
-from .base import SamplingAlgorithm
+from .base import SamplingAlgorithm, all_finite
 from .posterior import Posterior, prior_stds
 
 __all__ = [
@@ -176,12 +177,6 @@ def _block_shape(posterior, name):
 # ----------------------------------------------------------------------------- linear maps
 
 
-def _path_weights(params, widths):
-    """``M = w V⁰`` [D, N0]: f = c Σ_{d,m} M[d,m] ξ[μ,d,m]."""
-    w = _effective(params["V"], params["a"], widths, jnp)[0]
-    return w @ params["V0"]
-
-
 def _scale(posterior):
     spec = posterior.spec
     return 1.0 / math.sqrt(math.prod(spec.heads) * spec.widths[0] * posterior.n0)
@@ -196,12 +191,10 @@ class _BlockMaps(NamedTuple):
 
 
 def _block_maps(posterior, params, name):
-    spec = posterior.spec
     shape = _block_shape(posterior, name)
-    widths = spec.widths
 
-    def L(theta):
-        return _path_weights(set_block(params, name, theta), widths).reshape(-1)
+    def L(theta):  # M = w V⁰ [D, N0] (path_model.path_matrix): f = c Σ_{d,m} M[d,m] ξ[μ,d,m]
+        return path_model.path_matrix(set_block(params, name, theta)).reshape(-1)
 
     primal = jnp.zeros(shape, posterior.dtype)
     lt = jax.linear_transpose(L, primal)
@@ -212,7 +205,7 @@ def _block_maps(posterior, params, name):
     P = posterior.xi.shape[0]
     W = None
     if name == "V0":  # M = w V0 is V0 itself mapped by w: L Lᵀ = (w wᵀ) ⊗ I
-        w = _effective(params["V"], params["a"], widths, jnp)[0]
+        w = path_model.effective_weights(params)[0]
         W = w @ w.T
     return _BlockMaps(L, LT, posterior.xi.reshape(P, -1), _scale(posterior), W)
 
@@ -446,10 +439,6 @@ def scale_move(posterior: Posterior, noise, params, lower, upper):
 # ----------------------------------------------------------------------------- sampler
 
 
-def _all_finite(tree):
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
-
-
 def build(posterior: Posterior, blocks=None, method="auto", batch_size=None, scale_moves=True) -> SamplingAlgorithm:
     """Exact blocked Gibbs sampler (one full sweep per step, then the scale moves).
 
@@ -508,7 +497,7 @@ def build(posterior: Posterior, blocks=None, method="auto", batch_size=None, sca
             alphas.append(alpha)
         acc = jnp.mean(jnp.stack(alphas)) if alphas else jnp.ones((), jnp.float64)
         pot = posterior.potential(params)
-        finite = jnp.isfinite(pot) & _all_finite(params)
+        finite = jnp.isfinite(pot) & all_finite(params)
         return GibbsState(params, pot), GibbsInfo(finite, acc)
 
     return SamplingAlgorithm(init, step)

@@ -34,7 +34,7 @@ import numpy as np
 
 from smtheory import jax_setup  # noqa: F401
 from smtheory.checks import InputError, positive_int
-from smtheory.network import _effective
+from smtheory import path_model
 
 __all__ = ["block_layout", "flatten_params", "unflatten_params", "HessianParts", "dense_hessian", "hvp",
            "gauss_newton_vp", "functional_vp", "hutchinson", "v0_gauss_newton_kernel", "input_scale_study",
@@ -101,58 +101,55 @@ def _as_jax(params):
             "a": jnp.asarray(params["a"], dtype=jnp.float64)}
 
 
-def _static(post, params):
+def _static(params):
     shapes = _shapes(params)
-    frozen = (shapes["V0"], tuple(shapes["V"]), shapes["a"])
-    return frozen, tuple(post.spec.heads), tuple(post.spec.widths)
+    return (shapes["V0"], tuple(shapes["V"]), shapes["a"])
 
 
 def _unfreeze(frozen):
     return {"V0": frozen[0], "V": list(frozen[1]), "a": frozen[2]}
 
 
-def _output_flat(vec, xi, frozen, heads, widths):
-    from .posterior import output
-
-    return output(unflatten_params(vec, _unfreeze(frozen)), xi, heads, widths, xi.shape[2])
+def _output_flat(vec, xi, frozen):
+    return path_model.output(unflatten_params(vec, _unfreeze(frozen)), xi)
 
 
-def _data_loss_flat(vec, xi, y, temperature, frozen, heads, widths):
-    r = _output_flat(vec, xi, frozen, heads, widths) - y
+def _data_loss_flat(vec, xi, y, temperature, frozen):
+    r = _output_flat(vec, xi, frozen) - y
     return 0.5 * jnp.dot(r, r) / temperature
 
 
-_dense_jit = jax.jit(lambda vec, xi, y, t, frozen, heads, widths: (
-    jax.hessian(_data_loss_flat)(vec, xi, y, t, frozen, heads, widths),
-    jax.jacfwd(_output_flat)(vec, xi, frozen, heads, widths),
-    _output_flat(vec, xi, frozen, heads, widths) - y), static_argnums=(4, 5, 6))
+_dense_jit = jax.jit(lambda vec, xi, y, t, frozen: (
+    jax.hessian(_data_loss_flat)(vec, xi, y, t, frozen),
+    jax.jacfwd(_output_flat)(vec, xi, frozen),
+    _output_flat(vec, xi, frozen) - y), static_argnums=(4,))
 
 
-def _hvp_impl(vec, v, xi, y, t, frozen, heads, widths):
-    return jax.jvp(lambda u: jax.grad(_data_loss_flat)(u, xi, y, t, frozen, heads, widths), (vec,), (v,))[1]
+def _hvp_impl(vec, v, xi, y, t, frozen):
+    return jax.jvp(lambda u: jax.grad(_data_loss_flat)(u, xi, y, t, frozen), (vec,), (v,))[1]
 
 
-def _gnvp_impl(vec, v, xi, y, t, frozen, heads, widths):
+def _gnvp_impl(vec, v, xi, y, t, frozen):
     def f(u):
-        return _output_flat(u, xi, frozen, heads, widths)
+        return _output_flat(u, xi, frozen)
 
     _, Jv = jax.jvp(f, (vec,), (v,))
     _, vjp = jax.vjp(f, vec)
     return vjp(Jv)[0] / t
 
 
-_hvp_jit = jax.jit(_hvp_impl, static_argnums=(5, 6, 7))
-_gnvp_jit = jax.jit(_gnvp_impl, static_argnums=(5, 6, 7))
+_hvp_jit = jax.jit(_hvp_impl, static_argnums=(5,))
+_gnvp_jit = jax.jit(_gnvp_impl, static_argnums=(5,))
 
 
 def _setup(post, params, y=None, xi=None):
     params = _as_jax(params)
-    frozen, heads, widths = _static(post, params)
+    frozen = _static(params)
     xi = post.xi if xi is None else jnp.asarray(xi, dtype=jnp.float64)
     y = post.y if y is None else jnp.asarray(y, dtype=jnp.float64)
     if y.shape != (xi.shape[0],):
         raise InputError(f"y must have one target per example: expected shape ({xi.shape[0]},), got {y.shape}")
-    return params, flatten_params(params), xi, y, float(post.temperature), (frozen, heads, widths)
+    return params, flatten_params(params), xi, y, float(post.temperature), (frozen,)
 
 
 # --------------------------------------------------------------------------- dense (small models)
@@ -301,8 +298,7 @@ def v0_gauss_newton_kernel(post, params, xi=None):
     J = jax.jacrev(f_v0)(params["V0"]).reshape(xi.shape[0], -1)
     sigma0_sq = post.spec.sigma0_sq
     gn = sigma0_sq * np.asarray(J @ J.T)
-    w = _effective(params["V"], params["a"], post.spec.widths, jnp)[0]
-    U = w @ w.T / post.spec.widths[0]
+    U = path_model.order_parameter(params)
     K = np.asarray(renormalized_kernel(jnp.asarray(scaled_path_features(np.asarray(xi), sigma0_sq)), U))
     return gn, K
 

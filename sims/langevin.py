@@ -55,7 +55,7 @@ from jax.flatten_util import ravel_pytree
 from smtheory import jax_setup  # noqa: F401  (float64 enabled)
 from smtheory.checks import InputError
 
-from .base import SamplingAlgorithm, check_step_size
+from .base import SamplingAlgorithm, all_finite, check_step_size, check_temperature
 
 __all__ = ["LangevinState", "LangevinInfo", "build", "build_for_potential"]
 
@@ -72,21 +72,6 @@ class LangevinInfo(NamedTuple):
     """Per-step diagnostics (scalars)."""
 
     is_finite: jax.Array
-
-
-def _check_temperature(temperature):
-    try:
-        t = float(temperature)
-    except (TypeError, ValueError):
-        raise InputError(f"temperature must be a positive number, got {temperature!r}") from None
-    if not (t > 0 and math.isfinite(t)):
-        raise InputError(f"temperature must be a finite positive number, got {temperature!r}")
-    return t
-
-
-def _all_finite(tree):
-    leaves = jax.tree_util.tree_leaves(tree)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 def build_for_potential(potential_fn: Callable, step_size, temperature=1.0) -> SamplingAlgorithm:
@@ -111,7 +96,7 @@ def build_for_potential(potential_fn: Callable, step_size, temperature=1.0) -> S
     if not callable(potential_fn):
         raise InputError(f"potential_fn must be callable, got {type(potential_fn).__name__}")
     eps = check_step_size(step_size)
-    temp = _check_temperature(temperature)
+    temp = check_temperature(temperature)
     h = eps * temp  # the only combination that enters the update
     noise_scale = math.sqrt(2.0 * h)
     value_and_grad = jax.jit(jax.value_and_grad(potential_fn))  # inlined when traced inside jit/vmap/scan
@@ -128,7 +113,7 @@ def build_for_potential(potential_fn: Callable, step_size, temperature=1.0) -> S
             lambda x, g, n: x - h * g.astype(jnp.result_type(x)) + noise_scale * n,
             state.position, state.grad, noise)
         u, g = value_and_grad(position)
-        finite = jnp.isfinite(u) & _all_finite(position) & _all_finite(g)
+        finite = jnp.isfinite(u) & all_finite(position) & all_finite(g)
         return LangevinState(position, u, g), LangevinInfo(is_finite=finite)
 
     return SamplingAlgorithm(init, step)

@@ -59,8 +59,7 @@ from jax.flatten_util import ravel_pytree
 from smtheory import jax_setup  # noqa: F401  (float64 enabled)
 from smtheory.checks import InputError
 
-from .base import SamplingAlgorithm, check_step_size
-from .langevin import _all_finite, _check_temperature
+from .base import SamplingAlgorithm, all_finite, check_step_size, check_temperature
 
 __all__ = ["MALAState", "MALAInfo", "build", "build_for_logdensity"]
 
@@ -125,7 +124,7 @@ def build_for_logdensity(logdensity_fn: Callable, step_size, temperature=1.0) ->
     if not callable(logdensity_fn):
         raise InputError(f"logdensity_fn must be callable, got {type(logdensity_fn).__name__}")
     eps = check_step_size(step_size)
-    temp = _check_temperature(temperature)
+    temp = check_temperature(temperature)
     bj_kernel = blackjax.mcmc.mala.build_kernel()
     bj_step = eps * temp  # BlackJAX's step size h (a Python float: weakly typed)
 
@@ -137,7 +136,7 @@ def build_for_logdensity(logdensity_fn: Callable, step_size, temperature=1.0) ->
         dtypes = {jnp.result_type(x) for x in jax.tree_util.tree_leaves(state.position)}
         kernel = bj_kernel if dtypes == {jnp.dtype(jnp.float64)} else _dtype_preserving_kernel
         new_state, bj_info = kernel(key, state, logdensity_fn, bj_step)
-        finite = jnp.isfinite(new_state.logdensity) & _all_finite(new_state.position)
+        finite = jnp.isfinite(new_state.logdensity) & all_finite(new_state.position)
         info = MALAInfo(acceptance_rate=bj_info.acceptance_rate, is_accepted=bj_info.is_accepted,
                         is_finite=finite)
         return new_state, info

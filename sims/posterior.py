@@ -4,13 +4,17 @@ Weights are the dict pytree of :mod:`smtheory.network`::
 
     {"V0": [N1, N0], "V": [[H_1, N2, N1], ..., [H_L, N_a, N_L]], "a": [N_a]}
 
+(the sampler position; the model functions of :mod:`smtheory.path_model` read it as a
+:class:`~smtheory.path_model.PathWeights`).  A dict is kept as the position type because the
+key splits of :meth:`Posterior.init` and the raveled noise of the samplers follow its leaf order.
+
 The posterior at temperature T is
 
     p(θ | data) ∝ exp(−(1/2T) Σ_μ (f(x^μ) − y^μ)² − Σ_blocks |θ_b|² / (2 σ_b²)),
 
 and the network output is evaluated in path form (THEORY §2),
-``f(x) = (D N1 N0)^{-1/2} Σ_π w_π^T V⁰ ξ^π(x)``, from precomputed raw path features
-``ξ`` of shape ``[P, D, N0]`` — never by the layer-by-layer forward pass.
+``f(x) = (D N1 N0)^{-1/2} Σ_π w_π^T V⁰ ξ^π(x)`` (:func:`smtheory.path_model.output`), from
+precomputed raw path features ``ξ`` of shape ``[P, D, N0]`` — never by the layer-by-layer forward pass.
 
 Energy convention: :meth:`Posterior.potential` is ``−log p`` up to a constant,
 ``U(θ) = (1/2T) Σ (f − y)² + Σ |θ_b|²/(2σ_b²)``.  The Langevin equation of issue 3,
@@ -28,7 +32,7 @@ import numpy as np
 from smtheory import jax_setup  # noqa: F401
 from smtheory.checks import InputError
 from smtheory.model import ModelSpec
-from smtheory.network import _effective
+from smtheory import path_model
 from smtheory.problem import KernelProblem
 
 
@@ -44,14 +48,6 @@ def prior_stds(spec: ModelSpec, n0: int):
     var = spec.variances
     return {"V0": math.sqrt(var[0]), "V": [math.sqrt(var[l + 1]) for l in range(spec.n_layers)],
             "a": math.sqrt(var[-1])}
-
-
-def output(params, xi, heads, widths, n0):
-    """Path-form network output ``f`` on raw features ``xi`` [P, D, N0] (pure JAX)."""
-    D = math.prod(heads)
-    w = _effective(params["V"], params["a"], widths, jnp)[0]  # [D, N1]
-    wv = w @ params["V0"]  # [D, N0]
-    return jnp.einsum("dm,pdm->p", wv, xi) / math.sqrt(D * widths[0] * n0)
 
 
 @dataclass(frozen=True)
@@ -82,9 +78,9 @@ class Posterior:
         return self.spec.temperature
 
     def output(self, params, xi=None):
-        """``f`` on the training set (or on raw features ``xi``)."""
+        """``f`` on the training set (or on raw features ``xi``): :func:`smtheory.path_model.output`."""
         xi = self.xi if xi is None else xi
-        return output(params, xi, self.spec.heads, self.spec.widths, self.n0)
+        return path_model.output(params, xi)
 
     def train_energy(self, params):
         """``(1/2) Σ_μ (f(x^μ) − y^μ)²`` (the data term times T)."""
@@ -116,9 +112,11 @@ class Posterior:
         return jax.tree_util.tree_unflatten(tree, draws)
 
     def order_parameter(self, params):
-        """Sampled ``U_1 = (1/N1) w_π · w_π'`` of one weight sample (THEORY §3)."""
-        w = _effective(params["V"], params["a"], self.spec.widths, jnp)[0]
-        return w @ w.T / self.spec.widths[0]
+        """Sampled ``U_1 = (1/N1) w_π · w_π'`` of one weight sample (THEORY §3).
+
+        :func:`smtheory.path_model.order_parameter` of ``params``.
+        """
+        return path_model.order_parameter(params)
 
 
 def make_posterior(problem: KernelProblem, spec: ModelSpec, dtype="float64") -> Posterior:

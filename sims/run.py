@@ -33,6 +33,7 @@ from smtheory.problem import KernelProblem
 
 from . import checkpoint as ckpt
 from . import diagnostics, observables
+from .chains import over_chains
 from .config import COLLAPSED, SAMPLERS, SampleConfig, SampleResult, SamplingError
 from .posterior import make_posterior, test_features
 
@@ -71,7 +72,8 @@ def _trace_names(D):
 
 
 def _make_advance(posterior, algo, xi_test, y_test, thin, D):
-    vstep = jax.vmap(algo.step)
+    def vstep(keys, states):  # chains one after another: batched LAPACK calls can deadlock (smtheory.sims.chains)
+        return over_chains(algo.step, keys, states)
 
     def one_step(carry, _):
         states, keys = carry
@@ -170,8 +172,7 @@ def _dispatch(problem, spec, config, checkpoint, resume, progress):
             steps, ext = min(2 * steps, config.max_steps), ext + 1
             res = _sample_weights(problem, spec, config.replace(steps=steps), checkpoint=path, resume=True,
                                   progress=progress)
-    res.extensions = ext
-    return res
+    return res.replace(extensions=ext)
 
 
 def _sample_weights(problem, spec, config, *, checkpoint=None, resume=False, progress=True):
@@ -180,98 +181,119 @@ def _sample_weights(problem, spec, config, *, checkpoint=None, resume=False, pro
     posterior = make_posterior(problem, spec, config.dtype)
     xi_test = test_features(problem, posterior.dtype)
     algo = build_sampler(posterior, config)
-    D = spec.n_paths
     y_test = jnp.asarray(problem.y_test, posterior.dtype)
-    burn, draws = _make_advance(posterior, algo, xi_test, y_test, config.thin, D)
-
-    key = jax.random.PRNGKey(config.seed)
-    k_init, k_run = jax.random.split(key)
-    positions = jax.vmap(posterior.init)(jax.random.split(k_init, config.chains))
-    states = jax.vmap(algo.init)(positions)
-    keys = jax.random.split(k_run, config.chains)
-    obs0 = observables.observe(posterior, jax.tree_util.tree_map(lambda x: x[0], positions), xi_test)
-    mom = {k: jax.vmap(lambda _: observables.moments_init(obs0[k]))(jnp.arange(config.chains)) for k in obs0}
-    n_traced = len(_trace_names(D))
-    Q = xi_test.shape[0]
-    traces = np.zeros((config.chains, config.draws, n_traced))  # filled block by block
-    fsums = np.zeros((0, config.chains, Q))  # per block of draws: sum of f_test (batch means)
-    fcounts = np.zeros((0,))
-    done, burned, acc_sum, run_time = 0, False, 0.0, 0.0
-    meta = dict(config=dataclasses.asdict(config), spec=spec.to_dict(), P=problem.n_train, D=D,
-                fingerprint=ckpt.fingerprint(problem, spec, config))
-
+    burn, draws = _make_advance(posterior, algo, xi_test, y_test, config.thin, spec.n_paths)
+    run = _WeightRun(problem, spec, config, posterior, algo, xi_test, checkpoint)
     if resume:
+        config = run.resume(config)
+    # compile ahead of time (excluded from steps_per_second)
+    t0 = time.perf_counter()
+    burn_c = burn.lower(run.states, run.keys, config.burnin).compile() if (config.burnin and not run.burned) else None
+    sizes = {min(config.chunk, config.draws - d) for d in range(run.done, config.draws, config.chunk)}
+    draws_c = {n: draws.lower(run.states, run.keys, run.mom, n).compile() for n in sizes}
+    compile_time = time.perf_counter() - t0
+
+    bar = _progress(config.draws, progress)
+    if bar is not None:
+        bar.update(run.done)
+    if not run.burned:
+        run.burn_in(burn_c, config)
+    while run.done < config.draws:
+        n = run.advance(draws_c, config)
+        if bar is not None:
+            bar.update(n)
+    if bar is not None:
+        bar.close()
+    result = _summarise(problem, spec, config, run.mom, run.traces, run.acc_sum / max(run.done, 1), run.run_time,
+                        run.fsums, run.fcounts)
+    return result.replace(compile_time=compile_time)
+
+
+class _WeightRun:
+    """State of a weight-space run: chains, running moments, traces, batch sums; checkpointed after every block."""
+
+    def __init__(self, problem, spec, config, posterior, algo, xi_test, checkpoint):
+        D = spec.n_paths
+        key = jax.random.PRNGKey(config.seed)
+        k_init, k_run = jax.random.split(key)
+        positions = jax.vmap(posterior.init)(jax.random.split(k_init, config.chains))
+        self.states = jax.vmap(algo.init)(positions)
+        self.keys = jax.random.split(k_run, config.chains)
+        obs0 = observables.observe(posterior, jax.tree_util.tree_map(lambda x: x[0], positions), xi_test)
+        self.mom = {k: jax.vmap(lambda _: observables.moments_init(obs0[k]))(jnp.arange(config.chains)) for k in obs0}
+        self.n_traced = len(_trace_names(D))
+        self.Q = xi_test.shape[0]
+        self.traces = np.zeros((config.chains, config.draws, self.n_traced))  # filled block by block
+        self.fsums = np.zeros((0, config.chains, self.Q))  # per block of draws: sum of f_test (batch means)
+        self.fcounts = np.zeros((0,))
+        self.done, self.burned, self.acc_sum, self.run_time = 0, False, 0.0, 0.0
+        self.checkpoint = checkpoint
+        self.meta = dict(config=dataclasses.asdict(config), spec=spec.to_dict(), P=problem.n_train, D=D,
+                         fingerprint=ckpt.fingerprint(problem, spec, config))
+
+    def resume(self, config):
+        """Load the checkpoint (refused when it belongs to another problem); the configuration to run."""
+        checkpoint = self.checkpoint
         if not os.path.exists(checkpoint):
             raise InputError(f"resume: no checkpoint at {checkpoint!r}")
         m = ckpt.read_metadata(checkpoint)
-        ckpt.check_fingerprint(checkpoint, m.get("fingerprint"), meta["fingerprint"])
+        ckpt.check_fingerprint(checkpoint, m.get("fingerprint"), self.meta["fingerprint"])
         old = dict(m.get("config", {}))
         if m["done"] * config.thin > config.max_steps:
             raise InputError(f"resume: the checkpoint already holds {m['done']} draws per chain; steps and max_steps "
                              f"must be at least {m['done'] * config.thin}, got max_steps={config.max_steps}")
         if m["done"] > config.draws:
             config = config.replace(steps=m["done"] * config.thin)  # a finished longer run: read it back
-            traces = np.zeros((config.chains, config.draws, n_traced))
-        like = dict(states=states, keys=keys, mom=mom,
-                    traces=np.zeros((config.chains, old["steps"] // config.thin, n_traced)),
-                    fsums=np.zeros((m["n_blocks"], config.chains, Q)), fcounts=np.zeros((m["n_blocks"],)))
+            self.traces = np.zeros((config.chains, config.draws, self.n_traced))
+        like = dict(states=self.states, keys=self.keys, mom=self.mom,
+                    traces=np.zeros((config.chains, old["steps"] // config.thin, self.n_traced)),
+                    fsums=np.zeros((m["n_blocks"], config.chains, self.Q)), fcounts=np.zeros((m["n_blocks"],)))
         loaded, m = ckpt.load_checkpoint(checkpoint, like)
-        states, keys, mom = loaded["states"], loaded["keys"], loaded["mom"]
-        fsums, fcounts = np.array(loaded["fsums"]), np.array(loaded["fcounts"])
-        done, burned, acc_sum, run_time = m["done"], m["burned"], m["acc_sum"], m["run_time"]
-        traces[:, :done] = np.asarray(loaded["traces"])[:, :done]
+        self.states, self.keys, self.mom = loaded["states"], loaded["keys"], loaded["mom"]
+        self.fsums, self.fcounts = np.array(loaded["fsums"]), np.array(loaded["fcounts"])
+        self.done, self.burned, self.acc_sum, self.run_time = m["done"], m["burned"], m["acc_sum"], m["run_time"]
+        self.traces[:, :self.done] = np.asarray(loaded["traces"])[:, :self.done]
+        return config
 
-    def save():
-        if checkpoint:
-            ckpt.save_checkpoint(checkpoint, dict(states=states, keys=keys, mom=mom, traces=traces,
-                                                  fsums=fsums, fcounts=fcounts),
-                                 dict(meta, done=done, burned=burned, acc_sum=acc_sum, run_time=run_time,
-                                      n_blocks=len(fcounts)))
+    def save(self):
+        if self.checkpoint:
+            ckpt.save_checkpoint(self.checkpoint, dict(states=self.states, keys=self.keys, mom=self.mom,
+                                                       traces=self.traces, fsums=self.fsums, fcounts=self.fcounts),
+                                 dict(self.meta, done=self.done, burned=self.burned, acc_sum=self.acc_sum,
+                                      run_time=self.run_time, n_blocks=len(self.fcounts)))
 
-    # compile ahead of time (excluded from steps_per_second)
-    t0 = time.perf_counter()
-    burn_c = burn.lower(states, keys, config.burnin).compile() if (config.burnin and not burned) else None
-    sizes = {min(config.chunk, config.draws - d) for d in range(done, config.draws, config.chunk)}
-    draws_c = {n: draws.lower(states, keys, mom, n).compile() for n in sizes}
-    compile_time = time.perf_counter() - t0
-
-    bar = _progress(config.draws, progress)
-    if bar is not None:
-        bar.update(done)
-    if not burned:
+    def burn_in(self, burn_c, config):
+        """The ``config.burnin`` discarded transitions (timed), then a checkpoint."""
         t0 = time.perf_counter()
         if config.burnin:
-            states, keys, finite = burn_c(states, keys)
+            self.states, self.keys, finite = burn_c(self.states, self.keys)
             if not bool(finite):
                 raise SamplingError("non-finite values during burn-in: reduce step_size (or use sampler='gibbs')")
-        run_time += time.perf_counter() - t0
-        burned = True
-        save()
-    while done < config.draws:
+        self.run_time += time.perf_counter() - t0
+        self.burned = True
+        self.save()
+
+    def advance(self, draws_c, config):
+        """One compiled block of recorded draws (timed), its traces and batch sums, then a checkpoint."""
+        done = self.done
         n = min(config.chunk, config.draws - done)
         t0 = time.perf_counter()
-        f_before = np.asarray(mom["f_test"].mean) * np.asarray(mom["f_test"].count)[:, None]
-        states, keys, mom, tr, finite, acc = draws_c[n](states, keys, mom)
+        f_before = np.asarray(self.mom["f_test"].mean) * np.asarray(self.mom["f_test"].count)[:, None]
+        self.states, self.keys, self.mom, tr, finite, acc = draws_c[n](self.states, self.keys, self.mom)
         tr = np.asarray(tr)
-        run_time += time.perf_counter() - t0
+        self.run_time += time.perf_counter() - t0
         if not bool(finite) or not np.all(np.isfinite(tr)):
             bad = np.where(~np.all(np.isfinite(tr), axis=(1, 2)))[0]
             raise SamplingError(f"non-finite values in chain(s) {bad.tolist()} after {done} draws: "
                                 "reduce step_size (or use sampler='gibbs')")
-        traces[:, done:done + n] = tr
-        f_after = np.asarray(mom["f_test"].mean) * np.asarray(mom["f_test"].count)[:, None]
-        fsums = np.concatenate([fsums, (f_after - f_before)[None]])
-        fcounts = np.append(fcounts, n)
-        acc_sum += float(acc) * n
-        done += n
-        save()
-        if bar is not None:
-            bar.update(n)
-    if bar is not None:
-        bar.close()
-    result = _summarise(problem, spec, config, mom, traces, acc_sum / max(done, 1), run_time, fsums, fcounts)
-    result.compile_time = compile_time
-    return result
+        self.traces[:, done:done + n] = tr
+        f_after = np.asarray(self.mom["f_test"].mean) * np.asarray(self.mom["f_test"].count)[:, None]
+        self.fsums = np.concatenate([self.fsums, (f_after - f_before)[None]])
+        self.fcounts = np.append(self.fcounts, n)
+        self.acc_sum += float(acc) * n
+        self.done += n
+        self.save()
+        return n
 
 
 def _summarise(problem, spec, config, mom, traces, acceptance, run_time, fsums, fcounts):

@@ -42,7 +42,11 @@ from smtheory.checks import (DEFAULT_MEMORY_BUDGET, InputError, check_memory, no
                                 positive_int)
 from smtheory.checks import seed as check_seed
 from smtheory.attention import AttentionLayer
+from smtheory.attention_primitives import qk_scores_jax, softmax_keys_jax
+from smtheory.io import check_npz
 from smtheory.network import forward, sampled_order_parameters
+from smtheory.tasks.digits import DigitsTask
+from smtheory.tasks.markov import INPUT_DIM, TOKENS, MarkovTask
 
 from .checkpoint import load_checkpoint, save_checkpoint
 
@@ -200,12 +204,10 @@ def make_task(config):
     """The data generator of ``config.task`` (validated)."""
     opts = dict(config.task_options)
     if config.task == "digits":
-        from smtheory.tasks.digits import DigitsTask
         try:
             return DigitsTask(**opts)
         except TypeError as exc:
             raise InputError(f"task_options for the digits task: {exc}") from None
-    from smtheory.tasks.markov import MarkovTask
     unknown = set(opts) - {"p_stay", "noise"}
     if unknown:
         raise InputError(f"task_options for the markov task accept p_stay and noise, got {sorted(unknown)}")
@@ -220,8 +222,6 @@ def sample_data(task, n, split="train", seed=0):
     offset per split so they never coincide); ``ood`` uses the noisier variant of THEORY §5
     (complement noise 5 instead of the task's value).
     """
-    from smtheory.tasks.markov import MarkovTask
-
     n = check_data_memory(task, n, split)
     seed = non_negative_int("seed", seed)
     if isinstance(task, MarkovTask):
@@ -251,8 +251,6 @@ def check_data_memory(task, n, split="train", budget=DEFAULT_MEMORY_BUDGET):
 
 
 def _input_shape(task):
-    from smtheory.tasks.markov import INPUT_DIM, TOKENS, MarkovTask
-
     if isinstance(task, MarkovTask):
         return INPUT_DIM, TOKENS
     return task.input_dim, task.n_tokens
@@ -280,16 +278,12 @@ def init_params(config, n0, seed=None):
 def attention(params, x):
     """Attention matrices ``Ω^{ℓ,h}(x)`` ``[P, H_ℓ, key, query]`` from the bare input (THEORY §1).
 
-    ``score_st = (K x_s)·(Q x_t)/√G``, softmax over the key axis (every column sums to 1) — the
-    JAX twin of :func:`smtheory.attention.qk_scores` + :func:`smtheory.attention.softmax_keys`.
+    ``score_st = (K x_s)·(Q x_t)/√G``, softmax over the key axis (every column sums to 1): the core JAX
+    primitives :func:`smtheory.attention_primitives.qk_scores_jax` and
+    :func:`smtheory.attention_primitives.softmax_keys_jax` (the differentiable twins of
+    :func:`smtheory.attention.qk_scores` and :func:`smtheory.attention.softmax_keys`).
     """
-    out = []
-    for Q, K in zip(params["Q"], params["K"]):
-        G = Q.shape[1]
-        kx = jnp.einsum("hgi,pis->phsg", K, x)
-        qx = jnp.einsum("hgi,pit->phgt", Q, x)
-        out.append(jax.nn.softmax(jnp.matmul(kx, qx) / math.sqrt(G), axis=-2))
-    return out
+    return [softmax_keys_jax(qk_scores_jax(x, Q, K)) for Q, K in zip(params["Q"], params["K"])]
 
 
 def network_weights(params, head_mask=None):
@@ -394,8 +388,6 @@ def _evaluate(params, x, y, readout):
 
 def _read_metadata(path, what="checkpoint"):
     """The metadata of a training checkpoint; a foreign, text or damaged file is refused by name."""
-    from smtheory.io import check_npz
-
     check_npz(path, what, "smtheory train (smtheory.sims.training.train)")
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -406,6 +398,133 @@ def _read_metadata(path, what="checkpoint"):
     if not isinstance(meta, dict):
         raise InputError(f"{what}: {path!r} is not a checkpoint written by smtheory train (smtheory.sims.training.train)")
     return meta
+
+
+@dataclass
+class _Run:
+    """The state of one :func:`train` call: parameters, optimiser state, step, curve and validation set."""
+
+    params: dict
+    opt_state: object
+    x_val: object
+    y_val: object
+    n0: int
+    init_loss: float
+    init_acc: float
+    curve: dict = field(default_factory=lambda: dict(step=[], train_loss=[], val_loss=[], val_accuracy=[]))
+    start: int = 0
+    step: int = 0
+
+
+def _start_run(config, task, n0, optimizer):
+    """Initial parameters (seed ``config.seed``), optimiser state and the fixed validation set, evaluated."""
+    params = init_params(config, n0)
+    opt_state = optimizer.init(params)
+    x_val, y_val = sample_data(task, config.eval_size, "val", seed=config.seed + 10_007)
+    x_val, y_val = jnp.asarray(x_val), jnp.asarray(y_val)
+    init_loss, init_acc = _evaluate(params, x_val, y_val, config.readout)
+    return _Run(params=params, opt_state=opt_state, x_val=x_val, y_val=y_val, n0=n0, init_loss=init_loss,
+                init_acc=init_acc)
+
+
+def _check_resumable(config, checkpoint, meta):
+    """Refuse a checkpoint not written by :func:`train` or written with another configuration (but ``steps``)."""
+    if meta.get("kind") != "smtheory.sims.training" or not isinstance(meta.get("config"), dict):
+        raise InputError(f"checkpoint: {checkpoint!r} is not a checkpoint written by smtheory train "
+                         "(smtheory.sims.training.train)")
+    saved = TrainConfig.from_dict(meta["config"])
+    mine = config.to_dict()
+    theirs = saved.to_dict()
+    mine.pop("steps"), theirs.pop("steps")
+    if mine != theirs:
+        diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+        raise InputError(f"checkpoint {checkpoint!r} was written with a different configuration ({diff})")
+
+
+def _resume_run(run, config, checkpoint):
+    """Replace the state of ``run`` by the one saved in ``checkpoint`` (parameters, optimiser, step, curve)."""
+    _check_resumable(config, checkpoint, _read_metadata(checkpoint))
+    state, meta = load_checkpoint(checkpoint, {"params": run.params, "opt_state": run.opt_state, "step": 0})
+    run.params, run.opt_state, run.start = state["params"], state["opt_state"], state["step"]
+    run.step = run.start
+    run.curve = {k: list(v) for k, v in meta["curve"].items()}
+    run.init_loss, run.init_acc = meta["initial_val_loss"], meta["initial_val_accuracy"]
+    if run.start > config.steps:
+        raise InputError(f"checkpoint {checkpoint!r} is at step {run.start}, beyond steps={config.steps}")
+
+
+def _save_run(run, config, checkpoint):
+    """Write ``run`` atomically to ``checkpoint`` (nothing when no path is given)."""
+    if checkpoint:
+        save_checkpoint(checkpoint, {"params": run.params, "opt_state": run.opt_state, "step": int(run.step)},
+                        metadata=dict(config=config.to_dict(), seeds=dict(seed=config.seed), curve=run.curve,
+                                      initial_val_loss=run.init_loss, initial_val_accuracy=run.init_acc,
+                                      task=config.task, n0=run.n0, kind="smtheory.sims.training"))
+
+
+def _log_window(run, losses, config, progress):
+    """Append one point (mean train loss of the window, validation loss and accuracy) to the curve.
+
+    Raises
+    ------
+    TrainingDiverged
+        If a loss of the window or the validation loss is non-finite.
+    """
+    step = run.step
+    if not np.all(np.isfinite(losses)):
+        bad = step - len(losses) + int(np.flatnonzero(~np.isfinite(losses))[0]) + 1
+        raise TrainingDiverged(f"training diverged: the loss became non-finite at step {bad} "
+                               f"(learning_rate={config.learning_rate}); lower the learning rate")
+    vl, va = _evaluate(run.params, run.x_val, run.y_val, config.readout)
+    if not np.isfinite(vl):
+        raise TrainingDiverged(f"training diverged: non-finite validation loss at step {step} "
+                               f"(learning_rate={config.learning_rate}); lower the learning rate")
+    curve = run.curve
+    curve["step"].append(step)
+    curve["train_loss"].append(float(losses.mean()))
+    curve["val_loss"].append(vl)
+    curve["val_accuracy"].append(va)
+    if progress is not None:
+        progress(step, curve["train_loss"][-1], vl, va)
+
+
+def _run_steps(run, update, task, config, checkpoint, progress):
+    """Adam steps from ``run.step`` to ``config.steps``, logging and checkpointing on the way.
+
+    Returns
+    -------
+    float
+        Wall time of the steps (seconds; data generation, evaluation and checkpoints excluded).
+    """
+    elapsed = 0.0
+    window = []
+    while run.step < config.steps:
+        x, y = _step_data(task, config, run.step)
+        t0 = time.perf_counter()
+        run.params, run.opt_state, loss = update(run.params, run.opt_state, jnp.asarray(x), jnp.asarray(y))
+        window.append(loss)
+        run.step += 1
+        if run.step % config.log_every == 0 or run.step == config.steps:
+            losses = np.asarray(jnp.stack(window))
+            elapsed += time.perf_counter() - t0
+            _log_window(run, losses, config, progress)
+            window = []
+            if run.step % config.checkpoint_every == 0 or run.step == config.steps:
+                _save_run(run, config, checkpoint)
+        else:
+            elapsed += time.perf_counter() - t0
+    return elapsed
+
+
+def _train_result(run, config, elapsed, checkpoint):
+    """The :class:`TrainResult` of a finished run (NumPy parameters)."""
+    if not run.curve["step"]:
+        raise InputError(f"nothing to do: the checkpoint is already at step {run.start} = steps")
+    params_np = jax.tree_util.tree_map(np.asarray, run.params)
+    n_run = config.steps - run.start
+    return TrainResult(params=params_np, config=config, curve=run.curve, initial_val_loss=run.init_loss,
+                       initial_val_accuracy=run.init_acc, time=elapsed,
+                       steps_per_second=n_run / elapsed if elapsed > 0 else float("nan"), checkpoint=checkpoint)
 
 
 def train(config, checkpoint=None, resume=False, progress=None):
@@ -436,82 +555,15 @@ def train(config, checkpoint=None, resume=False, progress=None):
         raise InputError("resume=True needs a checkpoint path")
     task = make_task(config)
     n0, _ = _input_shape(task)
-    readout = config.readout
     optimizer = optax.adam(config.learning_rate)
-    params = init_params(config, n0)
-    opt_state = optimizer.init(params)
-    x_val, y_val = sample_data(task, config.eval_size, "val", seed=config.seed + 10_007)
-    x_val, y_val = jnp.asarray(x_val), jnp.asarray(y_val)
-    init_loss, init_acc = _evaluate(params, x_val, y_val, readout)
-    curve = dict(step=[], train_loss=[], val_loss=[], val_accuracy=[])
-    start = 0
+    run = _start_run(config, task, n0, optimizer)
     if resume and os.path.exists(checkpoint):
-        meta = _read_metadata(checkpoint)
-        if meta.get("kind") != "smtheory.sims.training" or not isinstance(meta.get("config"), dict):
-            raise InputError(f"checkpoint: {checkpoint!r} is not a checkpoint written by smtheory train "
-                             "(smtheory.sims.training.train)")
-        saved = TrainConfig.from_dict(meta["config"])
-        mine = config.to_dict()
-        theirs = saved.to_dict()
-        mine.pop("steps"), theirs.pop("steps")
-        if mine != theirs:
-            diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-            raise InputError(f"checkpoint {checkpoint!r} was written with a different configuration ({diff})")
-        state, meta = load_checkpoint(checkpoint, {"params": params, "opt_state": opt_state, "step": 0})
-        params, opt_state, start = state["params"], state["opt_state"], state["step"]
-        curve = {k: list(v) for k, v in meta["curve"].items()}
-        init_loss, init_acc = meta["initial_val_loss"], meta["initial_val_accuracy"]
-        if start > config.steps:
-            raise InputError(f"checkpoint {checkpoint!r} is at step {start}, beyond steps={config.steps}")
-    update = _make_update(optimizer, readout)
-    x0, y0 = _step_data(task, config, start)
-    jax.block_until_ready(update(params, opt_state, jnp.asarray(x0), jnp.asarray(y0)))  # compile
-    elapsed = 0.0
-
-    def save(step):
-        if checkpoint:
-            save_checkpoint(checkpoint, {"params": params, "opt_state": opt_state, "step": int(step)},
-                            metadata=dict(config=config.to_dict(), seeds=dict(seed=config.seed), curve=curve,
-                                          initial_val_loss=init_loss, initial_val_accuracy=init_acc,
-                                          task=config.task, n0=n0, kind="smtheory.sims.training"))
-
-    window = []
-    step = start
-    while step < config.steps:
-        x, y = _step_data(task, config, step)
-        t0 = time.perf_counter()
-        params, opt_state, loss = update(params, opt_state, jnp.asarray(x), jnp.asarray(y))
-        window.append(loss)
-        step += 1
-        if step % config.log_every == 0 or step == config.steps:
-            losses = np.asarray(jnp.stack(window))
-            elapsed += time.perf_counter() - t0
-            if not np.all(np.isfinite(losses)):
-                bad = step - len(window) + int(np.flatnonzero(~np.isfinite(losses))[0]) + 1
-                raise TrainingDiverged(f"training diverged: the loss became non-finite at step {bad} "
-                                       f"(learning_rate={config.learning_rate}); lower the learning rate")
-            vl, va = _evaluate(params, x_val, y_val, readout)
-            if not np.isfinite(vl):
-                raise TrainingDiverged(f"training diverged: non-finite validation loss at step {step} "
-                                       f"(learning_rate={config.learning_rate}); lower the learning rate")
-            curve["step"].append(step)
-            curve["train_loss"].append(float(losses.mean()))
-            curve["val_loss"].append(vl)
-            curve["val_accuracy"].append(va)
-            window = []
-            if progress is not None:
-                progress(step, curve["train_loss"][-1], vl, va)
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                save(step)
-        else:
-            elapsed += time.perf_counter() - t0
-    if not curve["step"]:
-        raise InputError(f"nothing to do: the checkpoint is already at step {start} = steps")
-    params_np = jax.tree_util.tree_map(np.asarray, params)
-    n_run = config.steps - start
-    return TrainResult(params=params_np, config=config, curve=curve, initial_val_loss=init_loss,
-                       initial_val_accuracy=init_acc, time=elapsed,
-                       steps_per_second=n_run / elapsed if elapsed > 0 else float("nan"), checkpoint=checkpoint)
+        _resume_run(run, config, checkpoint)
+    update = _make_update(optimizer, config.readout)
+    x0, y0 = _step_data(task, config, run.start)
+    jax.block_until_ready(update(run.params, run.opt_state, jnp.asarray(x0), jnp.asarray(y0)))  # compile
+    elapsed = _run_steps(run, update, task, config, checkpoint, progress)
+    return _train_result(run, config, elapsed, checkpoint)
 
 
 def load_model(path):

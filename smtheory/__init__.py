@@ -6,7 +6,8 @@ Implements the finite-width kernel theory of Tiberi, Mignacco, Irie & Sompolinsk
 from . import jax_setup  # noqa: F401  (float64 for all theory)
 from .checks import InputError
 from .attention import AttentionLayer, attention_matrices, readout_vector
-from .fast_weights import effective_attention, fast_weight_path_features, fast_weight_scan
+from .fast_weight_paths import fast_weight_path_features
+from .fast_weights import effective_attention, fast_weight_scan
 from .hypernetwork import code_kernel, hypernetwork_output, hypernetwork_weights, latent_codes, path_codes
 from .kernels import gp_kernel, path_pair_kernels, renormalized_kernel, subnetwork_gp_u
 from .mixing import available_rules, get_rule, mixing_matrices, register_rule

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from . import jax_setup  # noqa: F401
 from .kernels import renormalized_kernel
@@ -204,18 +203,6 @@ def _residuals(Us, xi, y, c: ActionConstants):
 
 
 _residuals_jit = jax.jit(_residuals)
-
-
-def sym_from_triu(vec, n):
-    """Symmetric ``n × n`` matrix from its upper-triangle entries (row-major)."""
-    iu = np.triu_indices(n)
-    M = jnp.zeros((n, n)).at[iu].set(vec)
-    return M + M.T - jnp.diag(jnp.diag(M))
-
-
-def triu_from_sym(M):
-    """Upper-triangle entries (row-major) of a symmetric matrix."""
-    return jnp.asarray(M)[np.triu_indices(M.shape[0])]
 
 
 def energy_hessian(U1, xi, y, temperature):

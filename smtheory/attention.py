@@ -1,12 +1,14 @@
-"""Attention computed from the bare input (THEORY.md §1).
+"""Attention layers and their attention matrices from the bare input (THEORY.md §1).
 
 Conventions: inputs are ``[example, feature, token]``; an attention matrix
 ``Ω[s, t]`` has the key ``s`` first and the query ``t`` second, the softmax runs
 over keys (each column sums to one) and output token ``t`` is ``Σ_s x_s Ω_st``.
 Attention matrices are returned as ``[example, head, key, query]``.
 
-All functions are vectorised over examples and chunked so that the
-``[P, H, N0, T]`` intermediate never exceeds a few hundred MB.
+The top of the attention stack: :mod:`smtheory.attention_primitives` (scores, softmax/hardmax over keys,
+readout vector, chunking) → :mod:`smtheory.fast_weights` (feature maps, recurrences) → :mod:`smtheory.mixing`
+(the registry of token-mixing rules) → ``attention`` (:class:`AttentionLayer`, :func:`attention_matrices`).
+The primitives are re-exported here (``from smtheory.attention import qk_scores, softmax_keys, ...``).
 
 Other token-mixing rules that depend on the bare input alone (linear attention, delta-rule fast
 weights, causal masks, RMS normalisation across heads, or your own) are chosen per layer with
@@ -18,98 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .attention_primitives import (NONLINEARITIES, hardmax_keys, qk_scores, readout_vector, softmax_keys,
+                                   w_scores)
 from .checks import InputError, finite_array
-from .model import READOUTS
+from .mixing import mixing_matrices, validate_options
 
-NONLINEARITIES = ("softmax", "hardmax")
-
-
-def _chunks(n, per_item_bytes, budget=256 * 2**20):
-    step = max(1, int(budget // max(per_item_bytes, 1)))
-    for start in range(0, n, step):
-        yield slice(start, min(n, start + step))
-
-
-def w_scores(x, W):
-    """Bilinear "w-style" scores ``score_st = x_s^T W x_t``.
-
-    Parameters
-    ----------
-    x : array [P, N0, T]
-    W : array [H, N0, N0]
-
-    Returns
-    -------
-    array [P, H, T, T] indexed ``[example, head, key s, query t]``.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    W = np.asarray(W, dtype=np.float64)
-    P, N0, T = x.shape
-    H = W.shape[0]
-    out = np.empty((P, H, T, T))
-    for sl in _chunks(P, 2 * H * N0 * T * 8):
-        p = x[sl].shape[0]
-        # one large GEMM for W x_t over all (example, token) pairs, then a batched x_s^T (W x_t)
-        xt = np.ascontiguousarray(np.transpose(x[sl], (1, 0, 2))).reshape(N0, p * T)
-        Wx = (W.reshape(H * N0, N0) @ xt).reshape(H, N0, p, T)
-        Wx = np.ascontiguousarray(np.transpose(Wx, (2, 1, 0, 3))).reshape(p, N0, H * T)
-        s = np.matmul(np.swapaxes(x[sl], 1, 2), Wx)  # [p, T(s), H*T(t)]
-        out[sl] = np.transpose(s.reshape(p, T, H, T), (0, 2, 1, 3))
-    return out
-
-
-def qk_scores(x, Q, K):
-    """Query–key scores ``score_st = (K x_s)·(Q x_t)/√G``.
-
-    Parameters
-    ----------
-    x : array [P, N0, T]
-    Q, K : arrays [H, G, N0]
-
-    Returns
-    -------
-    array [P, H, T, T] indexed ``[example, head, key s, query t]``.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    Q = np.asarray(Q, dtype=np.float64)
-    K = np.asarray(K, dtype=np.float64)
-    P, N0, T = x.shape
-    H, G, _ = Q.shape
-    out = np.empty((P, H, T, T))
-    for sl in _chunks(P, 2 * H * G * T * 8):
-        p = x[sl].shape[0]
-        xt = np.ascontiguousarray(np.transpose(x[sl], (1, 0, 2))).reshape(N0, p * T)
-        kx = (K.reshape(H * G, N0) @ xt).reshape(H, G, p, T).transpose(2, 0, 3, 1)  # [p, H, T(s), G]
-        qx = (Q.reshape(H * G, N0) @ xt).reshape(H, G, p, T).transpose(2, 0, 1, 3)  # [p, H, G, T(t)]
-        out[sl] = np.matmul(kx, qx) / np.sqrt(G)
-    return out
-
-
-def softmax_keys(scores):
-    """Softmax over the key axis (``-2``): every column of ``Ω`` sums to one."""
-    z = scores - scores.max(axis=-2, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-2, keepdims=True)
-
-
-def hardmax_keys(scores):
-    """Hardmax over keys: one-hot on the largest score; exact ties share the weight equally."""
-    top = scores == scores.max(axis=-2, keepdims=True)
-    return top / top.sum(axis=-2, keepdims=True)
-
-
-def readout_vector(n_tokens, readout="last"):
-    """The fixed token-readout vector ``r ∈ R^T`` (THEORY §1)."""
-    if readout not in READOUTS:
-        raise InputError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
-    r = np.zeros(n_tokens)
-    if readout == "last":
-        r[-1] = 1.0
-    elif readout == "first":
-        r[0] = 1.0
-    else:
-        r[:] = 1.0 / n_tokens
-    return r
+__all__ = ["AttentionLayer", "attention_matrices", "check_layers", "NONLINEARITIES", "w_scores", "qk_scores",
+           "softmax_keys", "hardmax_keys", "readout_vector"]
 
 
 @dataclass(frozen=True)
@@ -145,8 +62,6 @@ class AttentionLayer:
     def __post_init__(self):
         if self.nonlinearity not in NONLINEARITIES:
             raise InputError(f"{self.name}: nonlinearity must be one of {NONLINEARITIES}, got {self.nonlinearity!r}")
-        from .mixing import validate_options
-
         rule = self.nonlinearity if self.rule is None else self.rule
         if not isinstance(rule, str):
             raise InputError(f"{self.name}: rule must be the name of a registered mixing rule, got {rule!r}")
@@ -185,6 +100,7 @@ class AttentionLayer:
         return (self.W if self.W is not None else self.Q).shape[-1]
 
     def scores(self, x):
+        """Scores ``[P, H, key, query]`` of the layer (:func:`w_scores` or :func:`qk_scores`; THEORY §1)."""
         return w_scores(x, self.W) if self.style == "w" else qk_scores(x, self.Q, self.K)
 
     def __call__(self, x, name="x"):
@@ -198,8 +114,6 @@ class AttentionLayer:
                 s = self.scores(x)
                 omega = softmax_keys(s) if self.rule == "softmax" else hardmax_keys(s)
             else:
-                from .mixing import mixing_matrices
-
                 omega = mixing_matrices(x, self)
         if not np.all(np.isfinite(omega)):
             big = float(np.max(np.abs(x)))

@@ -182,12 +182,7 @@ def cmd_solve(args):
         if not res.converged:
             n_bad += 1
             print(f"{'':>14} WARNING: {res.message}")
-        rows.append(dict(width=w if isinstance(w, int) else list(w), U1=np.asarray(res.U1).tolist(),
-                         Ua=res.U_a, action=res.action, test_accuracy=st.accuracy,
-                         gaussian_accuracy=st.gaussian_accuracy, generalization_error=st.generalization_error,
-                         task=problem.task, converged=res.converged, grad_norm=res.grad_norm,
-                         hessian_min_eig=res.hessian_min_eig, max_residual=res.max_residual,
-                         iterations=res.iterations, time=res.time, message=res.message))
+        rows.append(dict(width=w if isinstance(w, int) else list(w), **res.to_record(), **st.to_record()))
     if n_bad:
         print(f"WARNING: {n_bad} width(s) did not converge; their numbers (in parentheses) are not results.")
     _write_json(args, spec, problem, rows)
@@ -294,7 +289,7 @@ def cmd_sample(args):
                 print(f"  WARNING: R-hat {res.rhat_max:.3f} > {getattr(config, 'rhat_target', 1.01)} after "
                       f"{res.config.steps} steps: not converged; raise --max-steps (or --steps) and rerun with "
                       "--resume before using these numbers")
-        row = res.to_dict()
+        row = res.to_record(traces=False)
         row["width"] = w if isinstance(w, int) else list(w)
         row["task"] = problem.task
         rows.append(row)

@@ -15,10 +15,14 @@ unchanged.  For the delta rule the pseudo-values ``u_t = β_t (v_t − W_{t−1}
 lower-triangular system ``(I + diag(β) tril(K K^T, −1)) U = diag(β) V``, which gives
 ``Ω^T = tril(Q K^T) (I + diag(β) tril(K K^T, −1))^{-1} diag(β)``.
 
-:func:`fast_weight_path_features` computes the raw path features ``ξ^π(x) = x Ω^{1,h1} ⋯ Ω^{L,hL} r``
-(THEORY §2) by feeding the bare input as values through each layer's recurrence
-(:func:`fast_weight_scan`, a :func:`jax.lax.scan`), in time linear in the number of tokens T and
+:func:`smtheory.fast_weight_paths.fast_weight_path_features` computes the raw path features
+``ξ^π(x) = x Ω^{1,h1} ⋯ Ω^{L,hL} r`` (THEORY §2) by feeding the bare input as values through each layer's
+recurrence (:func:`fast_weight_scan`, a :func:`jax.lax.scan`), in time linear in the number of tokens T and
 without ever forming a T × T matrix.
+
+Place in the attention stack: :mod:`smtheory.attention_primitives` → ``fast_weights`` (feature maps and the
+recurrence, on arrays; no layers, no registry) → :mod:`smtheory.mixing` (the ``"linear"`` and ``"delta"``
+rules built on it) → :mod:`smtheory.attention` and :mod:`smtheory.fast_weight_paths`.
 
 All functions here are pure JAX (jit / vmap / scan).
 """
@@ -29,10 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import jax_setup  # noqa: F401  (float64)
-from .checks import InputError, finite_array
+from .checks import InputError
 
 __all__ = ["FEATURE_MAPS", "FAST_RULES", "elu_plus_one", "dpfp", "positive_random_features", "random_projection",
-           "feature_map", "feature_dim", "fast_weight_scan", "effective_attention", "fast_weight_path_features"]
+           "feature_map", "feature_dim", "fast_weight_scan", "effective_attention"]
 
 #: Feature maps φ of linear attention.
 FEATURE_MAPS = ("elu1", "dpfp", "random", "identity")
@@ -186,69 +190,3 @@ def effective_attention(phik, phiq, beta=None, *, rule="linear", causal=True, no
     Lq = jnp.tril(S.T)  # [t, s] = φ(q_t)·φ(k_s), s <= t
     Minv_b = jax.scipy.linalg.solve_triangular(M, jnp.diag(beta), lower=True, unit_diagonal=True)
     return (Lq @ Minv_b).T
-
-
-# --------------------------------------------------------------------------- path features in O(T)
-def _layer_scan(Y, phik, phiq, beta, rule, causal, normalize):
-    """One layer on one example: Y [D_prev, N0, T] -> [D_prev * H, N0, T] (heads fastest)."""
-    Dp, N0, T = Y.shape
-    vals = Y.reshape(Dp * N0, T)
-
-    def head(k, q, b):
-        return fast_weight_scan(k, q, vals, b, rule=rule, causal=causal, normalize=normalize)
-
-    if beta is None:
-        out = jax.vmap(lambda k, q: head(k, q, None))(phik, phiq)  # [H, Dp*N0, T]
-    else:
-        out = jax.vmap(head)(phik, phiq, beta)
-    H = out.shape[0]
-    return jnp.transpose(out.reshape(H, Dp, N0, T), (1, 0, 2, 3)).reshape(Dp * H, N0, T)
-
-
-def fast_weight_path_features(x, layers, readout="last"):
-    """Raw path features ``ξ^π(x)`` [P, D, N0] through the fast-weight recurrences (THEORY §2).
-
-    The bare input is the value stream of layer 1; the output of every head of layer ℓ (one per partial
-    path) is the value stream of layer ℓ + 1; finally the readout ``r`` is applied.  Cost O(T) per
-    example and path (memory ``N0 × m`` per head), against O(T²) for the attention-matrix form; the
-    result equals :func:`smtheory.paths.path_features` on :func:`smtheory.attention.attention_matrices`.
-
-    Parameters
-    ----------
-    x : array [P, N0, T]
-        Bare inputs.
-    layers : sequence of :class:`smtheory.attention.AttentionLayer`
-        Every layer must use the ``"linear"`` or ``"delta"`` mixing rule (:mod:`smtheory.mixing`),
-        without ``rms_heads``.
-    readout : {"last", "first", "mean"} or array [T]
-
-    Returns
-    -------
-    numpy array [P, D, N0]
-    """
-    from .attention import readout_vector
-    from .mixing import fast_weight_program
-
-    x = finite_array("x", x, ndim=3)
-    P, N0, T = x.shape
-    if len(layers) == 0:
-        raise InputError("layers must hold at least one attention layer")
-    r = readout_vector(T, readout) if isinstance(readout, str) else finite_array("readout", readout, ndim=1)
-    if r.shape != (T,):
-        raise InputError(f"readout vector must have length T = {T}, got {r.shape}")
-    progs = [fast_weight_program(x, layer) for layer in layers]
-    return np.asarray(_path_features_jit(jnp.asarray(x), tuple(p["arrays"] for p in progs),
-                                         tuple(p["static"] for p in progs), jnp.asarray(r)))
-
-
-def _path_features_impl(x, arrays, statics, r):
-    def one(xe, arrs):
-        Y = xe[None]  # [1, N0, T]
-        for (k, q, b), (rule, causal, normalize) in zip(arrs, statics):
-            Y = _layer_scan(Y, k, q, b, rule, causal, normalize)
-        return Y @ r  # [D, N0]
-
-    return jax.vmap(one)(x, arrays)
-
-
-_path_features_jit = jax.jit(_path_features_impl, static_argnums=(2,))

@@ -33,7 +33,8 @@ import numpy as np
 
 from . import jax_setup  # noqa: F401  (float64)
 from .checks import InputError, check_memory, finite_array
-from .network import _check_weights, _effective
+from .network import check_weights
+from .path_model import order_parameter, path_matrix
 from .paths import path_codes  # noqa: F401  (part of this module's API: the path codes of THEORY §2)
 
 __all__ = ["latent_codes", "head_hypernetwork_weights", "path_codes", "hypernetwork_weights",
@@ -82,12 +83,15 @@ def hypernetwork_weights(weights):
 
     Parameters
     ----------
-    weights : dict ``{"V0", "V", "a"}`` (see :mod:`smtheory.network`)
+    weights : dict ``{"V0", "V", "a"}`` or PathWeights (see :mod:`smtheory.network`)
+
+    Returns
+    -------
+    array [D, N0]
+        ``path_matrix(weights) / √(D N1 N0)`` (:func:`smtheory.path_model.path_matrix`, THEORY §2).
     """
-    V0, Vs, a, heads, widths, n0 = _check_weights(weights, np)
-    D = math.prod(heads)
-    w = _effective(Vs, a, widths, np)[0]  # [D, N1]
-    return (w @ V0) / math.sqrt(D * widths[0] * n0)
+    pw = check_weights(weights, np)
+    return path_matrix(pw, np) / math.sqrt(pw.n_paths * pw.widths[0] * pw.n0)
 
 
 def hypernetwork_output(codes, x, hyper_weights):
@@ -161,8 +165,16 @@ def hypernetwork_metric(weights):
     Returns ``(U_1, G)`` with ``G = W_h W_hᵀ`` the Gram matrix of the hypernetwork weights
     (:func:`hypernetwork_weights`); ``E_{V⁰}[G] = σ0² U_1 / D`` under the prior on V⁰, so the two agree
     in expectation over the input projection.
+
+    Parameters
+    ----------
+    weights : dict ``{"V0", "V", "a"}`` or PathWeights
+
+    Returns
+    -------
+    (array [D, D], array [D, D])
+        ``U_1`` (:func:`smtheory.path_model.order_parameter`, THEORY §3) and ``G``.
     """
-    V0, Vs, a, heads, widths, n0 = _check_weights(weights, np)
-    w = _effective(Vs, a, widths, np)[0]
-    Wh = hypernetwork_weights(weights)
-    return w @ w.T / widths[0], Wh @ Wh.T
+    pw = check_weights(weights, np)
+    Wh = hypernetwork_weights(pw)
+    return order_parameter(pw, np), Wh @ Wh.T

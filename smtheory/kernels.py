@@ -51,15 +51,6 @@ def kernel_diagonal(xi, U):
     return jnp.einsum("pdi,de,pei->p", xi, U, xi)
 
 
-def renormalized_kernel_chunked(xi_a, U, xi_b, chunk=2048):
-    """:func:`renormalized_kernel` computed in blocks of ``chunk`` rows of ``xi_a`` (returns NumPy)."""
-    out = np.empty((xi_a.shape[0], xi_b.shape[0]))
-    for start in range(0, xi_a.shape[0], chunk):
-        sl = slice(start, start + chunk)
-        out[sl] = np.asarray(renormalized_kernel(jnp.asarray(xi_a[sl]), U, jnp.asarray(xi_b)))
-    return out
-
-
 def gp_kernel(xi_a, spec, xi_b=None):
     """GP (infinite-width) kernel: ``U_1 = σa² Π σℓ² I`` (THEORY §3)."""
     D = xi_a.shape[1]

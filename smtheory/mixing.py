@@ -7,6 +7,12 @@ THEORY §2 are fixed, and the theory, the solvers and the samplers run unchanged
 any such map ``(x, layer) ↦ Ω`` returning ``[example, head, key s, query t]`` (the convention of
 :func:`smtheory.attention.attention_matrices`).
 
+Place in the attention stack: :mod:`smtheory.attention_primitives` (scores, softmax/hardmax over keys) and
+:mod:`smtheory.fast_weights` (feature maps, recurrences) → ``mixing`` (the registry, the built-in rules and
+their fast-weight programs) → :mod:`smtheory.attention` (:class:`~smtheory.attention.AttentionLayer`) and
+:mod:`smtheory.fast_weight_paths`.  Rules see a layer only through its attributes (``style``, ``W``, ``Q``,
+``K``, ``n_heads``, ``scores``, ``rule``, ``rule_options``, ``name``), so this module never imports the layer.
+
 Built-in rules (:func:`available_rules`):
 
 * ``"softmax"``, ``"hardmax"`` — the scores of the layer (w-style or qk-style) normalised over keys;
@@ -52,10 +58,11 @@ import numpy as np
 
 from . import jax_setup  # noqa: F401  (float64)
 from . import fast_weights as fw
+from .attention_primitives import hardmax_keys, softmax_keys
 from .checks import InputError, finite_array
 
 __all__ = ["MixingRule", "register_rule", "unregister_rule", "get_rule", "available_rules", "mixing_matrices",
-           "check_rule", "keys_queries", "fast_weight_program", "GENERIC_OPTIONS"]
+           "check_rule", "keys_queries", "fast_weight_program", "validate_options", "GENERIC_OPTIONS"]
 
 #: Options handled by the registry for every rule (a rule may also handle ``causal`` itself).
 GENERIC_OPTIONS = {"causal": False, "rms_heads": False, "rms_eps": 1e-12}
@@ -333,12 +340,10 @@ def _masked_scores(x, layer, causal):
 
 
 def _softmax_rule(x, layer, *, causal=False):
-    from .attention import softmax_keys
     return softmax_keys(_masked_scores(x, layer, causal))
 
 
 def _hardmax_rule(x, layer, *, causal=False):
-    from .attention import hardmax_keys
     return hardmax_keys(_masked_scores(x, layer, causal))
 
 

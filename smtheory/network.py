@@ -1,6 +1,7 @@
 """The network of THEORY.md §1 and its path form (THEORY.md §2).
 
-The Bayesian weights are a dict pytree::
+The Bayesian weights are a dict pytree (or the equivalent typed pytree
+:class:`smtheory.path_model.PathWeights`)::
 
     {"V0": [N1, N0],                       # input projection, prior variance σ0²
      "V":  [[H_1, N2, N1], ..., [H_L, N_a, N_L]],   # attention-layer values, σℓ²
@@ -19,6 +20,9 @@ Two equivalent evaluations of the network output are provided:
 ``U_a = |a|²/N_a`` for one weight sample (THEORY §3, "Meaning"); their posterior
 average is the sampled order parameter.
 
+The path-form functions here validate their inputs (:func:`check_weights`) and then call the
+single, unvalidated model of :mod:`smtheory.path_model`, which the samplers use directly.
+
 All computations are float64 and vectorised over examples.  They run in NumPy when
 every array argument is a NumPy array (or list), and in ``jax.numpy`` as soon as one
 of them is a JAX array; the JAX path can be traced by ``jax.jit`` / ``jax.grad`` /
@@ -36,8 +40,11 @@ from . import jax_setup  # noqa: F401  (float64)
 from .checks import InputError, positive_int
 from .attention import readout_vector
 from .model import ModelSpec
+from . import path_model
+from .path_model import PathWeights
 
-__all__ = ["init_weights", "forward", "effective_weights", "path_form", "sampled_order_parameters"]
+__all__ = ["init_weights", "forward", "effective_weights", "path_form", "sampled_order_parameters",
+           "check_weights"]
 
 
 # --------------------------------------------------------------------------- validation helpers
@@ -68,11 +75,30 @@ def _as_array(name, value, ndim, xp=np):
     return arr
 
 
-def _check_weights(weights, xp=np):
-    """Validate a weight pytree; return ``(V0, Vs, a, heads, widths, n0)`` as ``xp`` arrays.
+def check_weights(weights, xp=np):
+    """Validate a weight pytree of THEORY §1 and return it as a :class:`~smtheory.path_model.PathWeights`.
 
-    ``widths`` is ``(N_1, ..., N_L, N_a)`` as inferred from the shapes.
+    Parameters
+    ----------
+    weights : dict or PathWeights
+        ``{"V0": [N1, N0], "V": list of [H_ℓ, N_{ℓ+1}, N_ℓ], "a": [N_a]}``; the shapes must chain
+        (``V[ℓ-1]`` takes the output width of the layer below, ``a`` that of the last layer).
+    xp : module
+        ``numpy`` (default) or ``jax.numpy``: the namespace of the returned float64 arrays.
+
+    Returns
+    -------
+    PathWeights
+        The validated arrays; heads, widths ``(N_1, ..., N_L, N_a)`` and ``N0`` are its properties.
+
+    Raises
+    ------
+    InputError
+        On a missing key, a wrong number of dimensions, mismatched shapes, an empty array or (for
+        concrete values) NaN or infinite entries.
     """
+    if isinstance(weights, PathWeights):
+        weights = weights.as_dict()
     if not isinstance(weights, dict):
         raise InputError(f"weights must be a dict with keys 'V0', 'V', 'a', got {type(weights).__name__}")
     missing = [k for k in ("V0", "V", "a") if k not in weights]
@@ -102,7 +128,7 @@ def _check_weights(weights, xp=np):
             f"weights['a'] must have length N_a = {widths[-1]} (output width of the last layer), "
             f"got {a.shape[0]}"
         )
-    return V0, Vs, a, tuple(heads), tuple(widths), int(n0)
+    return PathWeights(V0, tuple(Vs), a)
 
 
 def _readout(readout, T, xp=np):
@@ -163,7 +189,7 @@ def forward(weights, x, omegas, readout="last"):
 
     Parameters
     ----------
-    weights : dict
+    weights : dict or PathWeights
         ``{"V0": [N1, N0], "V": list of [H_ℓ, N_{ℓ+1}, N_ℓ], "a": [N_a]}``.
     x : array [P, N0, T]
         Bare inputs.
@@ -179,7 +205,8 @@ def forward(weights, x, omegas, readout="last"):
         ``f(x^μ)`` for every example.
     """
     xp = _xp(weights, x, omegas, readout)
-    V0, Vs, a, heads, widths, n0 = _check_weights(weights, xp)
+    pw = check_weights(weights, xp)
+    V0, Vs, a, heads, widths, n0 = pw.V0, pw.V, pw.a, pw.heads, pw.widths, pw.n0
     x = _as_array("x", x, 3, xp)
     P, N0, T = x.shape
     if N0 != n0:
@@ -202,41 +229,17 @@ def forward(weights, x, omegas, readout="last"):
 
 
 # --------------------------------------------------------------------------- path form
-def _effective(Vs, a, widths, xp):
-    """Partial effective weights from validated arrays (see :func:`effective_weights`)."""
-    w = a[None, :]  # w^{(L+1)} = a: one (empty) partial path
-    out = []
-    for l in reversed(range(len(Vs))):
-        # w^{(ℓ)}[(h, η), i] = N_{ℓ+1}^{-1/2} Σ_j V^{ℓ,h}[j, i] w^{(ℓ+1)}[η, j]
-        w = xp.einsum("hji,ej->hei", Vs[l], w) / math.sqrt(widths[l + 1])
-        w = w.reshape(-1, widths[l])
-        out.append(w)
-    return out[::-1]
-
-
-def partial_effective_weights(Vs, a, widths, xp=jnp):
-    """Partial effective weights from raw, unvalidated arrays (THEORY §2); for samplers.
-
-    The same list as :func:`effective_weights` (element 0 is ``w_π``, ``[D, N1]``), computed
-    from ``Vs`` (list of ``[H_ℓ, N_{ℓ+1}, N_ℓ]``), ``a`` (``[N_a]``) and
-    ``widths = (N_1, ..., N_L, N_a)`` in the array namespace ``xp`` (``numpy`` or
-    ``jax.numpy``), without input checks, so that it can be traced by ``jax.jit`` /
-    ``jax.grad``.  Cost: ``Σ_ℓ D_ℓ N_ℓ N_{ℓ+1}`` multiply-adds (a chain of matrix-vector
-    products).
-    """
-    return _effective(Vs, a, widths, xp)
-
-
 def effective_weights(weights):
     """Partial effective weights of every layer (THEORY §2).
 
     ``w^{(ℓ)}_{h_ℓ…h_L} = (N_a N_L ⋯ N_{ℓ+1})^{-1/2} (V^{ℓ,h_ℓ})^T ⋯ (V^{L,h_L})^T a``,
     built recursively from the top: ``w^{(L+1)} = a``,
-    ``w^{(ℓ)}_{(h, η)} = N_{ℓ+1}^{-1/2} (V^{ℓ,h})^T w^{(ℓ+1)}_η``.
+    ``w^{(ℓ)}_{(h, η)} = N_{ℓ+1}^{-1/2} (V^{ℓ,h})^T w^{(ℓ+1)}_η``.  The validated front end of
+    :func:`smtheory.path_model.effective_weights`.
 
     Parameters
     ----------
-    weights : dict
+    weights : dict or PathWeights
         ``{"V0", "V", "a"}`` as returned by :func:`init_weights`.
 
     Returns
@@ -247,19 +250,19 @@ def effective_weights(weights):
         the full effective weight ``w_π``, ``[D, N1]``.
     """
     xp = _xp(weights)
-    _, Vs, a, _, widths, _ = _check_weights(weights, xp)
-    return _effective(Vs, a, widths, xp)
+    return path_model.effective_weights(check_weights(weights, xp), xp)
 
 
 def path_form(weights, xi_raw):
     """Network output in path form (THEORY §2): ``f(x) = (D N1 N0)^{-1/2} Σ_π w_π^T V⁰ ξ^π(x)``.
 
     Exactly equal to :func:`forward` for the same inputs, at a cost independent of ``T``
-    once the path features are precomputed.
+    once the path features are precomputed.  The validated front end of
+    :func:`smtheory.path_model.output`.
 
     Parameters
     ----------
-    weights : dict
+    weights : dict or PathWeights
         ``{"V0", "V", "a"}`` as returned by :func:`init_weights`.
     xi_raw : array [P, D, N0]
         Raw path features ``ξ^π(x^μ)`` from :func:`smtheory.paths.path_features`
@@ -270,7 +273,8 @@ def path_form(weights, xi_raw):
     array [P]
     """
     xp = _xp(weights, xi_raw)
-    V0, Vs, a, heads, widths, n0 = _check_weights(weights, xp)
+    pw = check_weights(weights, xp)
+    heads, n0 = pw.heads, pw.n0
     xi = _as_array("xi_raw", xi_raw, 3, xp)
     D = math.prod(heads)
     if xi.shape[1] != D:
@@ -279,9 +283,7 @@ def path_form(weights, xi_raw):
         )
     if xi.shape[2] != n0:
         raise InputError(f"xi_raw has input width N0 = {xi.shape[2]}, but weights['V0'] expects N0 = {n0}")
-    w = _effective(Vs, a, widths, xp)[0]  # [D, N1]
-    wv = w @ V0  # [D, N0]
-    return xp.einsum("dm,pdm->p", wv, xi) / math.sqrt(D * widths[0] * n0)
+    return path_model.output(pw, xi, xp)
 
 
 def sampled_order_parameters(weights):
@@ -289,11 +291,12 @@ def sampled_order_parameters(weights):
 
     ``U_ℓ[η, η'] = (1/N_ℓ) w^{(ℓ)}_η · w^{(ℓ)}_{η'}`` for ℓ = 1..L and ``U_a = |a|²/N_a``.
     Averaged over posterior samples these are the sampled order parameters that the
-    saddle point predicts (``U_1`` is the path-path order parameter).
+    saddle point predicts (``U_1`` is the path-path order parameter).  The validated front end
+    of :func:`smtheory.path_model.sampled_order_parameters`.
 
     Parameters
     ----------
-    weights : dict
+    weights : dict or PathWeights
         ``{"V0", "V", "a"}``.
 
     Returns
@@ -303,8 +306,4 @@ def sampled_order_parameters(weights):
     U_a : float array (0-d)
     """
     xp = _xp(weights)
-    _, Vs, a, _, widths, _ = _check_weights(weights, xp)
-    ws = _effective(Vs, a, widths, xp)
-    Us = [w @ w.T / widths[l] for l, w in enumerate(ws)]
-    U_a = xp.dot(a, a) / widths[-1]
-    return Us, U_a
+    return path_model.sampled_order_parameters(check_weights(weights, xp), xp)

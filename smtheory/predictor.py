@@ -27,14 +27,15 @@ from .checks import CLASSIFICATION, REGRESSION, InputError, finite_array, label_
 from .kernels import kernel_diagonal, renormalized_kernel, subnetwork_gp_u
 from .model import ModelSpec
 from .problem import KernelProblem
+from .records import array_from_json, finite_or_none, float_from_json, json_array
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class PredictorStats:
-    """Predictor statistics on a test set.
+    """Predictor statistics on a test set (docs/theory.md §3).
 
     ``accuracy`` and ``gaussian_accuracy`` are NaN for a regression problem (``task ==
-    "regression"``); :meth:`to_dict` writes them as ``None``.
+    "regression"``); :meth:`to_record` writes them as ``None``.  Immutable.
     """
 
     mean: np.ndarray
@@ -44,12 +45,29 @@ class PredictorStats:
     gaussian_accuracy: float
     task: str = CLASSIFICATION
 
-    def to_dict(self):
-        def num(v):
-            return float(v) if np.isfinite(v) else None
+    def to_record(self):
+        """JSON-ready record (non-finite numbers as ``None``).
 
-        return dict(generalization_error=num(self.generalization_error), accuracy=num(self.accuracy),
-                    gaussian_accuracy=num(self.gaussian_accuracy), task=self.task)
+        Keys: ``predictor_mean``, ``predictor_variance`` (lists, as in a sampling record),
+        ``generalization_error``, ``test_accuracy`` (the attribute :attr:`accuracy`),
+        ``gaussian_accuracy``, ``task``.
+        """
+        return dict(predictor_mean=json_array(self.mean), predictor_variance=json_array(self.variance),
+                    generalization_error=finite_or_none(self.generalization_error),
+                    test_accuracy=finite_or_none(self.accuracy),
+                    gaussian_accuracy=finite_or_none(self.gaussian_accuracy), task=self.task)
+
+    def to_dict(self):
+        """Alias of :meth:`to_record`."""
+        return self.to_record()
+
+    @classmethod
+    def from_record(cls, d):
+        """The statistics written by :meth:`to_record` (``None`` read back as NaN)."""
+        return cls(mean=array_from_json(d["predictor_mean"]), variance=array_from_json(d["predictor_variance"]),
+                   generalization_error=float_from_json(d["generalization_error"]),
+                   accuracy=float_from_json(d["test_accuracy"]),
+                   gaussian_accuracy=float_from_json(d["gaussian_accuracy"]), task=d.get("task", CLASSIFICATION))
 
 
 #: Relative tolerance of the symmetry and positive-semi-definiteness checks of U_1.

@@ -26,10 +26,12 @@ import scipy.sparse.linalg
 
 from smtheory import jax_setup  # noqa: F401
 from smtheory.checks import InputError, positive_float, positive_int
+from smtheory.compile_timer import CompileClock
 from smtheory.action import (ActionConstants, action, energy_hessian, phi_matrix, prior_action, readout_scalar,
                              saddle_point_residuals)
 from smtheory.model import ModelSpec
 from smtheory.problem import KernelProblem
+from smtheory.records import array_from_json, finite_or_none, float_from_json, json_array
 
 from . import parameterization as par
 
@@ -38,9 +40,12 @@ DENSE_CERTIFICATE_MAX = 600  # entries up to which the certificate Hessian is fo
 ANALYTIC_HESSIAN_BYTES = 512 * 2**20  # memory allowed for the intermediate of the closed-form Hessian
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class SaddlePointResult:
-    """Outcome of a saddle-point solve, with an honest convergence report.
+    """Outcome of a saddle-point solve (docs/theory.md §3), with an honest convergence report.
+
+    Immutable; :meth:`to_record` writes the JSON-ready record that the command line, the experiment
+    drivers and the sweep store share, and :meth:`from_record` reads it back.
 
     Attributes
     ----------
@@ -59,13 +64,18 @@ class SaddlePointResult:
     iterations : int
     n_evaluations : int
         Number of action/gradient evaluations.
-    time : float
-        Wall time in seconds (excluding one-off JIT compilation).
+    solve_time : float
+        Wall seconds of the optimiser and the certificate, JIT compilation excluded.
+    compile_time : float
+        Seconds of JIT compilation that this solve paid (tracing, lowering, compiling; 0.0 when every
+        compiled function was reused from an earlier solve of the same shapes).
     converged : bool
         True only if ``max(residuals) < tol`` and ``hessian_min_eig > 0``.
     message : str
     spec : ModelSpec
     method : str
+    theta : ndarray
+        Log-Cholesky parameters of the solution (warm starts).
     """
 
     U: list
@@ -76,7 +86,8 @@ class SaddlePointResult:
     residuals: list
     iterations: int
     n_evaluations: int
-    time: float
+    solve_time: float
+    compile_time: float
     converged: bool
     message: str
     spec: ModelSpec
@@ -92,22 +103,54 @@ class SaddlePointResult:
     def max_residual(self):
         return max(self.residuals)
 
+    @property
+    def time(self):
+        """Alias of :attr:`solve_time` (compilation excluded) for older callers."""
+        return self.solve_time
+
     def __repr__(self):
         lines = [
             f"SaddlePointResult(converged={self.converged}, message={self.message!r})",
             f"  widths={self.spec.widths}  T={self.spec.temperature}  method={self.method}",
             f"  action={self.action:.12g}  grad_norm={self.grad_norm:.3e}  max_residual={self.max_residual:.3e}",
-            f"  hessian_min_eig={self.hessian_min_eig:.6g}  iterations={self.iterations}  time={self.time:.3f}s",
+            f"  hessian_min_eig={self.hessian_min_eig:.6g}  iterations={self.iterations}  "
+            f"solve_time={self.solve_time:.3f}s  compile_time={self.compile_time:.3f}s",
             f"  U_a={self.U_a:.6g}  diag(U_1)={np.array2string(np.diag(self.U1), precision=5)}",
         ]
         return "\n".join(lines)
 
-    def to_dict(self):
+    def to_record(self):
+        """JSON-ready record: lists, floats, ``None`` for a non-finite number.
+
+        Keys: the fields (``spec`` as :meth:`ModelSpec.to_dict`, ``theta`` as a list or ``None``) and,
+        derived for readers, ``U1`` and ``max_residual`` (ignored by :meth:`from_record`).
+        """
         return dict(
-            U=[np.asarray(u).tolist() for u in self.U], U_a=self.U_a, action=self.action,
-            grad_norm=self.grad_norm, hessian_min_eig=self.hessian_min_eig, residuals=list(self.residuals),
-            iterations=self.iterations, n_evaluations=self.n_evaluations, time=self.time,
-            converged=self.converged, message=self.message, method=self.method, spec=self.spec.to_dict(),
+            U=[json_array(u) for u in self.U], U1=json_array(self.U1), U_a=finite_or_none(self.U_a),
+            action=finite_or_none(self.action), grad_norm=finite_or_none(self.grad_norm),
+            hessian_min_eig=finite_or_none(self.hessian_min_eig),
+            residuals=[finite_or_none(r) for r in self.residuals], max_residual=finite_or_none(self.max_residual),
+            iterations=int(self.iterations), n_evaluations=int(self.n_evaluations),
+            solve_time=float(self.solve_time), compile_time=float(self.compile_time), converged=bool(self.converged),
+            message=self.message, method=self.method, spec=self.spec.to_dict(),
+            theta=None if self.theta is None else json_array(self.theta),
+        )
+
+    def to_dict(self):
+        """Alias of :meth:`to_record`."""
+        return self.to_record()
+
+    @classmethod
+    def from_record(cls, d):
+        """The result written by :meth:`to_record` (``None`` read back as NaN)."""
+        return cls(
+            U=[array_from_json(u) for u in d["U"]], U_a=float_from_json(d["U_a"]), action=float_from_json(d["action"]),
+            grad_norm=float_from_json(d["grad_norm"]), hessian_min_eig=float_from_json(d["hessian_min_eig"]),
+            residuals=[float_from_json(r) for r in d["residuals"]], iterations=int(d["iterations"]),
+            n_evaluations=int(d["n_evaluations"]), solve_time=float(d["solve_time"]),
+            compile_time=float(d["compile_time"]), converged=bool(d["converged"]), message=d["message"],
+            spec=ModelSpec(**d["spec"]), method=d["method"],
+            theta=None if d.get("theta") is None else array_from_json(d["theta"]),
         )
 
 
@@ -357,7 +400,36 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
     Returns
     -------
     SaddlePointResult
+        ``solve_time`` is the wall time of the optimiser and the certificate without JIT compilation;
+        ``compile_time`` the compilation this call paid (0.0 when the compiled functions were reused).
     """
+    tol, max_iter = _check_solve_arguments(problem, spec, tol, max_iter, method)
+    xi = jnp.asarray(problem.scaled_train(spec))
+    y = jnp.asarray(problem.y_train)
+    c = ActionConstants.from_spec(spec)
+    n = par.n_params(spec.partial_paths)
+    if method == "auto":
+        method = "newton" if n <= DENSE_HESSIAN_MAX else "trust-krylov"
+    scale = float(max(spec.widths) + problem.n_train)
+    theta0 = _initial_theta(spec, init)
+    with CompileClock() as clock:
+        fun, callbacks = _compiled_objective(theta0, xi, y, c, scale, method, n)
+        warm_compile = clock.seconds
+        t0 = time.perf_counter()
+        theta, n_iter, opt_message = _optimise(method, theta0, fun, callbacks, max_iter)
+        cert = _certify(theta, spec.partial_paths, xi, y, c, tol, opt_message)
+        elapsed = time.perf_counter() - t0
+    res = SaddlePointResult(
+        **cert, iterations=n_iter, n_evaluations=fun.n_eval, solve_time=elapsed - (clock.seconds - warm_compile),
+        compile_time=clock.seconds, spec=spec, method=method, theta=theta,
+    )
+    if raise_on_failure and not res.converged:
+        raise RuntimeError(f"saddle-point solve did not converge: {res.message}")
+    return res
+
+
+def _check_solve_arguments(problem, spec, tol, max_iter, method):
+    """Validated ``(tol, max_iter)`` of :func:`solve`; refuses a wrong problem, spec or method."""
     if not isinstance(problem, KernelProblem):
         raise InputError("problem must be a smtheory.KernelProblem")
     if not isinstance(spec, ModelSpec):
@@ -367,61 +439,77 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
     max_iter = positive_int("max_iter", max_iter)
     if method not in ("auto", "newton", "trust-exact", "trust-krylov"):
         raise InputError(f"method must be 'auto', 'newton', 'trust-exact' or 'trust-krylov', got {method!r}")
+    return tol, max_iter
 
-    xi = jnp.asarray(problem.scaled_train(spec))
-    y = jnp.asarray(problem.y_train)
-    c = ActionConstants.from_spec(spec)
-    sizes = spec.partial_paths
-    n = par.n_params(sizes)
-    if method == "auto":
-        method = "newton" if n <= DENSE_HESSIAN_MAX else "trust-krylov"
-    scale = float(max(spec.widths) + problem.n_train)
+
+class _CountedObjective:
+    """``θ ↦ (S(θ)/scale, ∇)`` as NumPy (``(inf, 0)`` where not finite), counting its evaluations."""
+
+    def __init__(self, xi, y, c, scale):
+        self.xi, self.y, self.c, self.scale = xi, y, c, scale
+        self.n_eval = 0
+
+    def __call__(self, t):
+        self.n_eval += 1
+        v, g = _value_and_grad(jnp.asarray(t), self.xi, self.y, self.c, self.scale)
+        v = float(v)
+        if not np.isfinite(v):
+            return np.inf, np.zeros_like(t)
+        return v, np.asarray(g)
+
+
+def _compiled_objective(theta0, xi, y, c, scale, method, n):
+    """The objective and the optimiser's Hessian callbacks, their compiled code built at ``theta0``.
+
+    Returns ``(fun, callbacks)``: a :class:`_CountedObjective` and ``{"hess": ...}`` for the dense
+    methods or ``{"hessp": ...}`` for ``trust-krylov`` (keyword arguments of :func:`scipy.optimize.minimize`).
+    The closed-form energy Hessian needs a ``(D N0)²`` matrix; above :data:`ANALYTIC_HESSIAN_BYTES`
+    the dense Hessian comes from batched Hessian-vector products.
+    """
     P, D, N0 = xi.shape
     batch = _hvp_batch(n, P, D, N0)
-    theta0 = _initial_theta(spec, init)
-
-    # compile outside the timed region
     _value_and_grad(jnp.asarray(theta0), xi, y, c, scale)[0].block_until_ready()
-    # closed-form energy Hessian needs a (D N0)² matrix; fall back to batched HVPs when it is too big
     analytic = (D * N0) ** 2 * 8 <= ANALYTIC_HESSIAN_BYTES
     if method in ("newton", "trust-exact"):
         if analytic:
             _hessian_analytic(jnp.asarray(theta0), xi, y, c, scale).block_until_ready()
         else:
             _hessian(jnp.asarray(theta0), xi, y, c, scale, batch=batch).block_until_ready()
-
-    n_eval = 0
-
-    def fun(t):
-        nonlocal n_eval
-        n_eval += 1
-        v, g = _value_and_grad(jnp.asarray(t), xi, y, c, scale)
-        v = float(v)
-        if not np.isfinite(v):
-            return np.inf, np.zeros_like(t)
-        return v, np.asarray(g)
-
-    kwargs = dict(jac=True, options=dict(maxiter=max_iter, gtol=1e-13))
+    callbacks = {}
     if method in ("newton", "trust-exact"):
         if analytic:
-            kwargs["hess"] = lambda t: np.asarray(_hessian_analytic(jnp.asarray(t), xi, y, c, scale))
+            callbacks["hess"] = lambda t: np.asarray(_hessian_analytic(jnp.asarray(t), xi, y, c, scale))
         else:
-            kwargs["hess"] = lambda t: np.asarray(_hessian(jnp.asarray(t), xi, y, c, scale, batch=batch))
+            callbacks["hess"] = lambda t: np.asarray(_hessian(jnp.asarray(t), xi, y, c, scale, batch=batch))
     else:
-        kwargs["hessp"] = lambda t, v: np.asarray(
+        callbacks["hessp"] = lambda t, v: np.asarray(
             _hvp(jnp.asarray(t, dtype=jnp.float64), jnp.asarray(v, dtype=jnp.float64), xi, y, c, scale))
+    return _CountedObjective(xi, y, c, scale), callbacks
 
-    t0 = time.perf_counter()
+
+def _optimise(method, theta0, fun, callbacks, max_iter):
+    """Damped Newton (``newton``) or a SciPy trust region followed by :func:`_polish`.
+
+    Returns ``(theta, iterations, optimiser message)``.
+    """
     if method == "newton":
-        theta, n_iter, _, opt_message = _newton(np.asarray(theta0, dtype=np.float64), fun, kwargs["hess"], max_iter)
-    else:
-        kwargs["method"] = method
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            opt = scipy.optimize.minimize(fun, theta0, **kwargs)
-        theta, _ = _polish(np.asarray(opt.x), fun, kwargs.get("hess"), kwargs.get("hessp"))
-        n_iter, opt_message = int(opt.get("nit", 0)), str(opt.message)
-    elapsed = time.perf_counter() - t0
+        theta, n_iter, _, opt_message = _newton(np.asarray(theta0, dtype=np.float64), fun, callbacks["hess"],
+                                                max_iter)
+        return theta, n_iter, opt_message
+    kwargs = dict(jac=True, options=dict(maxiter=max_iter, gtol=1e-13), method=method, **callbacks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        opt = scipy.optimize.minimize(fun, theta0, **kwargs)
+    theta, _ = _polish(np.asarray(opt.x), fun, kwargs.get("hess"), kwargs.get("hessp"))
+    return theta, int(opt.get("nit", 0)), str(opt.message)
+
+
+def _certify(theta, sizes, xi, y, c, tol, opt_message):
+    """The certificate of THEORY §3 at ``theta``, independent of the optimiser.
+
+    Evaluates the saddle-point equations explicitly and the smallest Hessian eigenvalue in the
+    independent entries; returns the matching :class:`SaddlePointResult` fields (``U`` … ``message``).
+    """
     Us = [np.asarray(U) for U in par.unpack(jnp.asarray(theta), sizes)]
     Us = [0.5 * (U + U.T) for U in Us]
     Us_j = [jnp.asarray(U) for U in Us]
@@ -442,14 +530,8 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
         message = f"not converged: max relative residual {max(residuals):.2e} >= tol {tol:.0e} ({opt_message})"
     else:
         message = f"not a minimum: smallest Hessian eigenvalue {min_eig:.3e} <= 0"
-    res = SaddlePointResult(
-        U=Us, U_a=float(readout_scalar(Us_j[-1], c)), action=S, grad_norm=grad_norm, hessian_min_eig=min_eig,
-        residuals=residuals, iterations=n_iter, n_evaluations=n_eval, time=elapsed,
-        converged=converged, message=message, spec=spec, method=method, theta=theta,
-    )
-    if raise_on_failure and not converged:
-        raise RuntimeError(f"saddle-point solve did not converge: {message}")
-    return res
+    return dict(U=Us, U_a=float(readout_scalar(Us_j[-1], c)), action=S, grad_norm=grad_norm,
+                hessian_min_eig=min_eig, residuals=residuals, converged=converged, message=message)
 
 
 def continuation(problem: KernelProblem, spec: ModelSpec, *, widths=None, temperatures=None, init=None,

@@ -271,20 +271,19 @@ def _check_regression_json(path):
     assert row["generalization_error"] > 0 and row["converged"]
 
 
-class _FakeSolve:
-    """What ``cmd_solve`` reads from a :class:`smtheory.solvers.numeric.SolveResult` (the GP point, "converged")."""
+def _FakeSolve(spec):
+    """A :class:`smtheory.solvers.numeric.SaddlePointResult` at the GP point, marked "converged" without solving."""
+    from smtheory.solvers.numeric import SaddlePointResult
 
-    def __init__(self, spec):
-        self.spec, self.U1 = spec, np.eye(spec.n_paths) * spec.gp_u1_scale()
-        self.converged, self.iterations, self.time, self.message = True, 0, 0.0, "fake"
-        self.U_a = self.action = self.grad_norm = self.max_residual = 0.0
-        self.hessian_min_eig = 1.0
+    return SaddlePointResult(U=[np.eye(spec.n_paths) * spec.gp_u1_scale()], U_a=0.0, action=0.0, grad_norm=0.0,
+                             hessian_min_eig=1.0, residuals=[0.0], iterations=0, n_evaluations=0, solve_time=0.0,
+                             compile_time=0.0, converged=True, message="fake", spec=spec, method="newton")
 
 
 def test_regression_targets_report_no_accuracy(capsys, files, tmp_path, monkeypatch):
     import smtheory.solvers
 
-    monkeypatch.setattr(solvers, "continuation",
+    monkeypatch.setattr(smtheory.solvers, "continuation",
                         lambda problem, spec, widths, tol: [_FakeSolve(spec.replace(widths=w)) for w in widths])
     out = tmp_path / "r.json"
     rc, text, err = _cli(capsys, ["solve", "--data", files["regression"], "--width", "5", "--temperature", "0.1",
@@ -476,7 +475,7 @@ def test_classification_and_regression_tasks(problems):
     assert cls.task == "classification" and reg.task == "regression"
     st = smt.predictor_statistics(reg, spec, gp=True)
     assert np.isnan(st.accuracy) and np.isnan(st.gaussian_accuracy) and st.generalization_error > 0
-    assert st.to_dict()["accuracy"] is None and st.task == "regression"
+    assert st.to_record()["test_accuracy"] is None and st.task == "regression"
     st = smt.predictor_statistics(cls, spec, np.eye(2))
     assert 0 <= st.accuracy <= 1 and st.task == "classification"
     gen, acc, gauss = metrics(np.array([0.5, -0.2]), np.array([0.1, 0.1]), np.array([1.0, 1.0]))

@@ -30,9 +30,11 @@ def test_solve_user_data_writes_json(tmp_path, capsys):
     res = json.loads(out.read_text())
     assert [r["width"] for r in res["results"]] == [5, 20]
     for r in res["results"]:
-        for key in ("U1", "Ua", "action", "test_accuracy", "generalization_error", "converged", "grad_norm",
-                    "hessian_min_eig"):
+        for key in ("U1", "U_a", "action", "test_accuracy", "generalization_error", "converged", "grad_norm",
+                    "hessian_min_eig", "solve_time", "compile_time"):
             assert key in r
+        assert "Ua" not in r and "time" not in r and "accuracy" not in r  # one key set (issue 14)
+        assert r["compile_time"] >= 0 and r["solve_time"] >= 0
         assert np.array(r["U1"]).shape == (4, 4) and r["converged"] and r["hessian_min_eig"] > 0
     assert res["versions"]["jax"] and res["config"]["temperature"] == 0.1
 

@@ -1,10 +1,14 @@
-"""Tests of smtheory.fast_weights: recurrence = matrix form; O(T) path features = attention-matrix form."""
+"""Tests of smtheory.fast_weights and smtheory.fast_weight_paths.
+
+Recurrence = matrix form; O(T) path features = attention-matrix form.
+"""
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from smtheory import InputError
 from smtheory import fast_weights as fw
+from smtheory.fast_weight_paths import fast_weight_path_features
 from smtheory.attention import AttentionLayer, attention_matrices
 from smtheory.paths import path_features
 
@@ -75,7 +79,7 @@ def test_fast_weight_path_features_equal_matrix_form(readout):
         ("w", "delta", {"beta": "input", "beta_weights": rng.standard_normal((2, N0))}),
         ("qk", "linear", {"feature_map": "random", "n_features": 6, "normalize": False}),
     ])
-    xi_fast = fw.fast_weight_path_features(x, layers, readout)
+    xi_fast = fast_weight_path_features(x, layers, readout)
     xi_mat = path_features(x, attention_matrices(x, layers), readout)
     assert xi_fast.shape == (P, 8, N0)
     np.testing.assert_allclose(xi_fast, xi_mat, rtol=1e-10, atol=1e-12 * np.abs(xi_mat).max())
@@ -85,8 +89,8 @@ def test_fast_weight_path_features_refuse_other_rules():
     rng = np.random.default_rng(8)
     x = rng.standard_normal((2, 4, 5))
     with pytest.raises(InputError, match="'linear' or 'delta'"):
-        fw.fast_weight_path_features(x, _layers(rng, 4, [("qk", "softmax", None)]))
+        fast_weight_path_features(x, _layers(rng, 4, [("qk", "softmax", None)]))
     with pytest.raises(InputError, match="rms_heads"):
-        fw.fast_weight_path_features(x, _layers(rng, 4, [("qk", "linear", {"rms_heads": True})]))
+        fast_weight_path_features(x, _layers(rng, 4, [("qk", "linear", {"rms_heads": True})]))
     with pytest.raises(InputError, match="causal"):
         fw.effective_attention(jnp.ones((3, 2)), jnp.ones((3, 2)), jnp.ones(3), rule="delta", causal=False)

@@ -9,7 +9,9 @@ import pytest
 import smtheory
 from smtheory import InputError, ModelSpec
 from smtheory.attention import AttentionLayer, attention_matrices
-from smtheory.network import effective_weights, forward, init_weights, path_form, sampled_order_parameters
+from smtheory import path_model
+from smtheory.network import (check_weights, effective_weights, forward, init_weights, path_form,
+                               sampled_order_parameters)
 from smtheory.paths import path_features
 
 
@@ -121,6 +123,37 @@ def test_jax_arrays_jit_and_grad():
     # f is linear in a, so (d f_0/d a) · a = f_0
     g = jax.jit(jax.grad(lambda a: path_form({**Wj, "a": a}, xi)[0]))(Wj["a"])
     assert abs(float(g @ Wj["a"]) - float(f_np[0])) < 1e-10
+
+
+def test_path_model_is_the_model_behind_the_validated_front_end():
+    """smtheory.path_model (unvalidated, typed pytree) gives the same numbers bit for bit (THEORY §2-3)."""
+    rng = np.random.default_rng(9)
+    spec = ModelSpec(heads=(2, 3), widths=(4, 3, 5))
+    x = _inputs(rng)
+    xi = path_features(x, attention_matrices(x, _w_layers(rng, (2, 3), 5)))
+    W = init_weights(spec, 5, seed=2)
+    pw = path_model.as_path_weights(W)
+    assert isinstance(pw, path_model.PathWeights) and path_model.as_path_weights(pw) is pw
+    assert (pw.heads, pw.widths, pw.n0, pw.n_paths) == ((2, 3), (4, 3, 5), 5, 6)
+    assert check_weights(W).widths == spec.widths
+    assert set(pw.as_dict()) == {"V0", "V", "a"}
+    np.testing.assert_array_equal(path_model.output(pw, xi, np), path_form(W, xi))
+    np.testing.assert_array_equal(path_model.output(W, xi, np), path_form(pw, xi))
+    for a, b in zip(path_model.effective_weights(pw, np), effective_weights(W)):
+        np.testing.assert_array_equal(a, b)
+    Us, U_a = sampled_order_parameters(W)
+    np.testing.assert_array_equal(path_model.order_parameter(pw, np), Us[0])
+    np.testing.assert_array_equal(path_model.sampled_order_parameters(pw, np)[1], U_a)
+    # a PathWeights is a pytree: jit / grad over it (default namespace jax.numpy)
+    pj = jax.tree_util.tree_map(jnp.asarray, pw)
+    f = jax.jit(path_model.output)(pj, jnp.asarray(xi))
+    np.testing.assert_allclose(f, path_form(W, xi), rtol=1e-12)
+    g = jax.grad(lambda p: path_model.output(p, jnp.asarray(xi))[0])(pj)
+    assert isinstance(g, path_model.PathWeights)
+    assert abs(float(jnp.sum(g.a * pj.a)) - float(f[0])) < 1e-10  # f linear in a
+    # upper weights only (no V0) suffice for the order parameters
+    upper = path_model.PathWeights(None, pw.V, pw.a)
+    np.testing.assert_array_equal(path_model.order_parameter(upper, np), Us[0])
 
 
 # ----------------------------------------------------------------------------- effective weights

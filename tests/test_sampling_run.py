@@ -137,7 +137,7 @@ def test_cli_sample_writes_the_documented_keys(tmp_path, capsys):
     row = json.loads(out.read_text())["results"][0]
     assert rc == (0 if row["converged"] else 3)  # exit 3 for a run that misses R-hat <= 1.01
     for key in ("U1_sampled", "U1_mcse", "predictor_mean", "predictor_variance", "test_accuracy",
-                "generalization_error", "rhat_max", "ess_min", "steps_per_second"):
+                "generalization_error", "rhat_max", "ess_min", "steps_per_second", "run_time", "compile_time"):
         assert key in row
     assert np.array(row["U1_sampled"]).shape == (2, 2) and len(row["predictor_mean"]) == 6
     assert main(["sample", "--data", str(data), "--width", "3", "--sampler", "full-langevin", "--step-size", "0"]) == 2

@@ -31,15 +31,15 @@ def _fake_payloads(cfg, skip=()):
                     acc = 0.5 + N / 1000 + T + pr["seed"] / 100
                     points.append(dict(N=N, T=T, converged=True, message="ok", U1=(np.eye(D) * N).tolist(), U_a=1.0,
                                        action=-N, grad_norm=0.0, hessian_min_eig=1.0, max_residual=1e-12,
-                                       iterations=3, solve_time=0.1, accuracy=acc, gaussian_accuracy=acc,
-                                       generalization_error=1 - acc))
-            gp = [dict(T=T, accuracy=0.6, generalization_error=0.4) for T in t["T"]]
+                                       iterations=3, solve_time=0.1, compile_time=0.0, test_accuracy=acc,
+                                       gaussian_accuracy=acc, generalization_error=1 - acc))
+            gp = [dict(T=T, test_accuracy=0.6, generalization_error=0.4) for T in t["T"]]
             out.append(dict(task=t, result=dict(points=points, gp=gp, path_names=names)))
         else:
-            point = dict(N=t["N"], T=t["T"], accuracy=0.7, accuracy_mcse=0.01, generalization_error=0.3,
-                         generalization_error_mcse=0.02, U1=np.ones((D, D)).tolist(),
+            point = dict(N=t["N"], T=t["T"], test_accuracy=0.7, test_accuracy_mcse=0.01, generalization_error=0.3,
+                         generalization_error_mcse=0.02, U1_sampled=np.ones((D, D)).tolist(),
                          U1_mcse=(0.1 * np.ones((D, D))).tolist(), rhat_max=1.0, ess_min=100.0, converged=True,
-                         time=1.0)
+                         wall_time=1.0)
             out.append(dict(task=t, result=dict(point=point, path_names=names)))
     return out
 

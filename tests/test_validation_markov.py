@@ -123,7 +123,7 @@ def test_rerun_reuses_stages_and_resumes_sampling(reduced, tmp_path):
 
 
 def test_compare_width_units():
-    theory = {"U1": [[2.0, 0.0], [0.0, 1.0]], "accuracy": 0.9, "generalization_error": 0.5}
+    theory = {"U1": [[2.0, 0.0], [0.0, 1.0]], "test_accuracy": 0.9, "generalization_error": 0.5}
     sampled = {"U1_sampled": [[2.2, 0.0], [0.0, 1.0]], "U1_mcse": [[0.1, 0.1], [0.1, 0.1]], "test_accuracy": 0.85,
                "test_accuracy_mcse": 0.01, "generalization_error": 0.53, "generalization_error_mcse": 0.01}
     c = compare_width(theory, sampled)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from smtheory.checks import InputError, positive_int
+from smtheory.records import RECORD_SCHEMA
 
 __all__ = ["MarkovConfig", "DEMO", "FULL", "run_markov", "run_experiments", "sample_stage", "compare_width",
            "compare_samplers"]
@@ -217,6 +218,7 @@ def _stage_key(config, stage, width=None):
     """The part of the configuration a stage depends on (a stage file is reused only if it matches)."""
     d = config.to_dict()
     common = {k: d[k] for k in ("paths", "n_train", "n_test", "data_seed", "head_seed", "temperature")}
+    common["record_schema"] = RECORD_SCHEMA
     if stage == "theory":
         return dict(common, widths=list(config.theory_widths))
     if stage == "kernels":
@@ -287,14 +289,7 @@ def _theory_stage(config, problem, progress):
     rows = []
     for w, res in zip(config.theory_widths, results):
         stats = predictor_statistics(problem, res.spec, res.U1)
-        rows.append(dict(width=w, converged=bool(res.converged), message=res.message, U1=res.U1.tolist(),
-                         U_a=float(res.U_a), action=float(res.action), grad_norm=float(res.grad_norm),
-                         hessian_min_eig=float(res.hessian_min_eig), max_residual=float(res.max_residual),
-                         iterations=int(res.iterations), accuracy=stats.accuracy,
-                         generalization_error=stats.generalization_error,
-                         gaussian_accuracy=stats.gaussian_accuracy,
-                         predictor_mean=np.asarray(stats.mean).tolist(),
-                         predictor_variance=np.asarray(stats.variance).tolist()))
+        rows.append(dict(width=w, **res.to_record(), **stats.to_record()))
     gp = {}
     from smtheory.paths import subnetwork_paths
     from smtheory.tasks import markov
@@ -304,8 +299,7 @@ def _theory_stage(config, problem, progress):
                     if k != "all"})
     for name, paths in subnets.items():
         stats = predictor_statistics(problem, spec, gp=True, subnetwork=paths)
-        gp[name] = dict(paths=None if paths is None else [int(p) for p in paths], accuracy=stats.accuracy,
-                        generalization_error=stats.generalization_error, gaussian_accuracy=stats.gaussian_accuracy)
+        gp[name] = dict(paths=None if paths is None else [int(p) for p in paths], **stats.to_record())
         _log(progress, f"  GP({name}): accuracy {stats.accuracy:.3f}, generalisation error "
                        f"{stats.generalization_error:.4f}")
     return dict(theory=rows, gp=gp, time=time.perf_counter() - t0)
@@ -365,15 +359,10 @@ def _sample_width(config, problem, width, kind, ckpt_dir, progress):
             res = sample(problem, spec, cfg, checkpoint=ck, progress=progress)
     _log(progress, f"  {sampler} N={width:>5}: {config.chains} chains x {res.config.steps} steps "
                    f"({res.extensions} extension(s)), R-hat max {res.rhat_max:.4f}, ESS min {res.ess_min:.0f}")
-    out = res.to_dict()
+    out = res.to_record(traces=False)
     out.pop("spec", None)
     out["sample_config"] = out.pop("config")  # "config" is the experiment's (provenance)
-    out["converged"] = bool(res.converged)
-    out["diagnostics"] = {k: (dict((kk, float(np.asarray(vv))) for kk, vv in v.items()) if isinstance(v, dict) else v)
-                          for k, v in res.diagnostics.items()
-                          if isinstance(v, dict) or k in ("rhat_max", "ess_min", "not_converged")}
-    out["diagnostics"] = json.loads(json.dumps(out["diagnostics"], default=float))
-    out.update(width=width, sampler=sampler, compile_time=res.compile_time, wall_time=time.perf_counter() - t0)
+    out.update(width=width, sampler=sampler, wall_time=time.perf_counter() - t0)
     return out
 
 
@@ -383,7 +372,7 @@ def compare_width(theory_row, sampled):
     Parameters
     ----------
     theory_row : dict
-        A row of the theory stage (``U1``, ``accuracy``, ``generalization_error``).
+        A row of the theory stage (``U1``, ``test_accuracy``, ``generalization_error``).
     sampled : dict
         A sampling result (:meth:`smtheory.sims.run.SampleResult.to_dict` fields).
 
@@ -395,7 +384,7 @@ def compare_width(theory_row, sampled):
     """
     out = {}
     for key, mc in (("accuracy", "test_accuracy_mcse"), ("generalization_error", "generalization_error_mcse")):
-        th = float(theory_row[key])
+        th = float(theory_row["test_accuracy" if key == "accuracy" else key])
         sa = float(sampled["test_accuracy" if key == "accuracy" else key])
         se = float(sampled[mc])
         d = abs(th - sa)

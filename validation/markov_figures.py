@@ -69,7 +69,7 @@ def _width_curve(results, key, sampled_key, mcse_key, ylabel, stem, out_dir):
 
 def accuracy_vs_width(results, out_dir):
     """Test accuracy of the mean predictor versus N: theory line, sampled points, GP lines."""
-    return _width_curve(results, "accuracy", "test_accuracy", "test_accuracy_mcse", "test accuracy",
+    return _width_curve(results, "test_accuracy", "test_accuracy", "test_accuracy_mcse", "test accuracy",
                         f"{results['name']}_accuracy", out_dir)
 
 

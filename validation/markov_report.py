@@ -31,22 +31,24 @@ def check_claims(results):
     rows = sorted(results["theory"], key=lambda r: r["width"])
     gp = results["gp"]
     names = results["path_names"]
-    acc = [r["accuracy"] for r in rows]
+    acc = [r["test_accuracy"] for r in rows]
     small, large = rows[0], rows[-1]
     out = []
     if results["name"] == "markov4":
         g, a1, d, a2 = (names.index(n) for n in ("g", "a1", "d", "a2"))
         gp_diag = 1.0  # U_1 = σa² Π σℓ² I with unit variances
         out.append(("GP(all paths) < GP(g) ≤ GP(g+d)",
-                    gp["all"]["accuracy"] < gp["g"]["accuracy"] <= gp["g+d"]["accuracy"],
-                    f"{gp['all']['accuracy']:.3f} < {gp['g']['accuracy']:.3f} ≤ {gp['g+d']['accuracy']:.3f}"))
+                    gp["all"]["test_accuracy"] < gp["g"]["test_accuracy"] <= gp["g+d"]["test_accuracy"],
+                    f"{gp['all']['test_accuracy']:.3f} < {gp['g']['test_accuracy']:.3f} "
+                    f"≤ {gp['g+d']['test_accuracy']:.3f}"))
         mono = all(a >= b - 1e-12 for a, b in zip(acc, acc[1:]))
         out.append(("renormalised accuracy rises monotonically as N decreases", mono,
                     " ≥ ".join(f"{a:.3f}" for a in acc)))
         out.append(("≈ GP(all) at the largest N, ≥ GP(g) at the smallest N",
-                    abs(large["accuracy"] - gp["all"]["accuracy"]) <= 0.03 and small["accuracy"] >= gp["g"]["accuracy"],
-                    f"N={large['width']}: {large['accuracy']:.3f} vs GP(all) {gp['all']['accuracy']:.3f}; "
-                    f"N={small['width']}: {small['accuracy']:.3f} vs GP(g) {gp['g']['accuracy']:.3f}"))
+                    abs(large["test_accuracy"] - gp["all"]["test_accuracy"]) <= 0.03
+                    and small["test_accuracy"] >= gp["g"]["test_accuracy"],
+                    f"N={large['width']}: {large['test_accuracy']:.3f} vs GP(all) {gp['all']['test_accuracy']:.3f}; "
+                    f"N={small['width']}: {small['test_accuracy']:.3f} vs GP(g) {gp['g']['test_accuracy']:.3f}"))
         U = np.asarray(small["U1"])
         out.append(("small N: U_gg, U_dd above the GP value; U_gd large and negative; adversarial diagonals below",
                     U[g, g] > gp_diag and U[d, d] > gp_diag and U[g, d] < -0.5 and U[a1, a1] < gp_diag
@@ -57,9 +59,9 @@ def check_claims(results):
         off = np.max(np.abs(UL - np.diag(np.diag(UL)))) / np.max(np.abs(np.diag(UL)))
         out.append(("largest N: U_1 nearly diagonal", off < 0.1, f"N={large['width']}: max|off-diag|/max|diag| = {off:.3f}"))
     else:
-        gain = small["accuracy"] - gp["g+d"]["accuracy"]
+        gain = small["test_accuracy"] - gp["g+d"]["test_accuracy"]
         out.append(("noisier 2-path task: renormalised theory beats GP(g+d) by a wide margin at small N", gain >= 0.05,
-                    f"N={small['width']}: {small['accuracy']:.3f} vs GP(g+d) {gp['g+d']['accuracy']:.3f} "
+                    f"N={small['width']}: {small['test_accuracy']:.3f} vs GP(g+d) {gp['g+d']['test_accuracy']:.3f} "
                     f"(+{gain:.3f})"))
         U = np.asarray(small["U1"])
         out.append(("the cross term U_gd is non-zero (re-weighting includes it)", abs(U[0, 1]) > 0.1,
@@ -78,6 +80,11 @@ def _fmt(x, se=None, digits=4):
     return f"{x:.{digits}f} ± {se:.{digits}f}"
 
 
+#: Quantities of the table and their keys in a theory or GP record (:meth:`PredictorStats.to_record`).
+_TABLE_QUANTITIES = (("accuracy", "test_accuracy"), ("generalization_error", "generalization_error"),
+                     ("gaussian_accuracy", "gaussian_accuracy"))
+
+
 def write_table(results, path):
     """Tidy CSV: one row per (width, quantity, source) with value and MCSE."""
     names = results["path_names"]
@@ -85,16 +92,16 @@ def write_table(results, path):
         w = csv.writer(f)
         w.writerow(["network", "width", "quantity", "source", "value", "mcse", "rhat", "converged"])
         for r in results["theory"]:
-            for q in ("accuracy", "generalization_error", "gaussian_accuracy"):
-                w.writerow([results["name"], r["width"], q, "theory", r[q], "", "", r["converged"]])
+            for q, key in _TABLE_QUANTITIES:
+                w.writerow([results["name"], r["width"], q, "theory", r[key], "", "", r["converged"]])
             U = np.asarray(r["U1"])
             for i in range(len(names)):
                 for j in range(i, len(names)):
                     w.writerow([results["name"], r["width"], f"U1[{names[i]},{names[j]}]", "theory", U[i, j], "", "",
                                 r["converged"]])
         for name, g in results["gp"].items():
-            for q in ("accuracy", "generalization_error", "gaussian_accuracy"):
-                w.writerow([results["name"], "inf", q, f"gp[{name}]", g[q], "", "", True])
+            for q, key in _TABLE_QUANTITIES:
+                w.writerow([results["name"], "inf", q, f"gp[{name}]", g[key], "", "", True])
         for width, s in results["samples"].items():
             diag = s["diagnostics"]
             w.writerow([results["name"], width, "accuracy", "sampled", s["test_accuracy"], s["test_accuracy_mcse"], "",
@@ -165,11 +172,11 @@ def _network_section(results, figs):
     L.append("|---|---|---|---|---|---|---|---|")
     for r in results["theory"]:
         d = ", ".join(f"{v:.3f}" for v in np.diag(np.asarray(r["U1"])))
-        L.append(f"| {r['width']} | {r['accuracy']:.3f} | {r['generalization_error']:.4f} | {r['gaussian_accuracy']:.3f} "
+        L.append(f"| {r['width']} | {r['test_accuracy']:.3f} | {r['generalization_error']:.4f} | {r['gaussian_accuracy']:.3f} "
                  f"| {d} | {'yes' if r['converged'] else '**NO**'} | {r['max_residual']:.1e} | {r['hessian_min_eig']:.2e} |")
     L.append("")
     L.append("GP baselines (infinite width): " + "; ".join(
-        f"GP({k}) accuracy {g['accuracy']:.3f}, gen. error {g['generalization_error']:.4f}"
+        f"GP({k}) accuracy {g['test_accuracy']:.3f}, gen. error {g['generalization_error']:.4f}"
         for k, g in results["gp"].items()) + "\n")
     if results["samples"]:
         L.append("### Theory versus sampling, per sampled width\n")
@@ -190,7 +197,7 @@ def _network_section(results, figs):
             L.append("|---|---|---|---|---|---|---|")
             dg = s["diagnostics"]
             L.append(f"| accuracy | {c['accuracy']['theory']:.4f} | {_fmt(c['accuracy']['sampled'], c['accuracy']['mcse'])} "
-                     f"| {gpa['accuracy']:.4f} | {c['accuracy']['z']:.2f} | – | – |")
+                     f"| {gpa['test_accuracy']:.4f} | {c['accuracy']['z']:.2f} | – | – |")
             te = dg.get("test_mse", {})
             L.append(f"| generalisation error | {c['generalization_error']['theory']:.4f} | "
                      f"{_fmt(c['generalization_error']['sampled'], c['generalization_error']['mcse'])} | "

@@ -112,8 +112,314 @@ def _spearman(a, b):
     return dict(rho=float(r.statistic), p=float(r.pvalue))
 
 
+@dataclass
+class _Fit:
+    """What the steps of :func:`run_pruning` share: the trained network, its data sets and the chosen theory.
+
+    Attributes
+    ----------
+    params : dict
+        Trained weights (:func:`smtheory.sims.training.train`).
+    heads : tuple of int
+        Heads per layer.
+    readout : str
+        Token readout of the model.
+    data : dict
+        Split name (``train``, ``val``, ``test``, ``ood``) -> ``(x, y)``.
+    gd : dict, optional
+        Accuracy of the unpruned GD network per split (:func:`_gd_accuracy`).
+    problems : dict, optional
+        Split name (``val``, ``test``, ``ood``) -> :class:`smtheory.problem.KernelProblem` on the trained
+        query/key weights (THEORY §2).
+    spec : smtheory.model.ModelSpec, optional
+        Spec of the chosen saddle point (THEORY §3).
+    U1 : numpy.ndarray, optional
+        Theory order parameter ``U_1`` at the chosen saddle point (THEORY §3).
+    theory : dict, optional
+        Theory statistics per split (:func:`_theory_statistics`).
+    """
+
+    params: dict
+    heads: tuple
+    readout: str
+    data: dict
+    gd: dict = None
+    problems: dict = None
+    spec: object = None
+    U1: np.ndarray = None
+    theory: dict = None
+
+    @property
+    def all_heads(self):
+        """Every head ``(layer, head)``, layer-major."""
+        return [(l, h) for l, H in enumerate(self.heads) for h in range(H)]
+
+    @property
+    def can_single(self):
+        """True if every layer has a head to spare (single-head removals keep one head per layer)."""
+        return all(H > 1 for H in self.heads)
+
+
+def _data_sets(mc, config):
+    """Theory training, validation, in- and out-of-distribution test sets (seeds from ``config.seed``)."""
+    from smtheory.sims.training import make_task, sample_data
+
+    task = make_task(mc)
+    base = 1_000_000 + 97 * config.seed
+    sizes = (("train", config.n_train), ("val", config.n_val), ("test", config.n_test), ("ood", config.n_test))
+    return {split: sample_data(task, n, split, seed=base + k) for k, (split, n) in enumerate(sizes, 1)}
+
+
+def _gd_accuracy(fit):
+    """Accuracy of the trained (unpruned) network on every split."""
+    from smtheory.sims.training import accuracy
+
+    keys = (("val", "val"), ("test", "test"), ("ood", "ood"), ("train_set", "train"))
+    return {key: accuracy(fit.params, *fit.data[split], fit.readout) for key, split in keys}
+
+
+def _theory_problems(fit):
+    """Kernel problems (THEORY §2) of the trained attention on ``val``, ``test`` and ``ood``, and their time.
+
+    Returns
+    -------
+    problems : dict
+        Split name -> :class:`smtheory.problem.KernelProblem` with the theory training set.
+    seconds : float
+        Time spent on the path features.
+    """
+    from smtheory.problem import KernelProblem
+    from smtheory.sims.training import attention_layers
+
+    layers = attention_layers(fit.params)
+    t0 = time.perf_counter()
+    x_tr, y_tr = fit.data["train"]
+    xi_tr = _features(x_tr, layers, fit.readout)
+    problems = {name: KernelProblem(xi_tr, y_tr, fit.heads, _features(x, layers, fit.readout), y)
+                for name, (x, y) in ((s, fit.data[s]) for s in ("val", "test", "ood"))}
+    return problems, time.perf_counter() - t0
+
+
+def _solve_grid(fit, N, temperatures, say):
+    """Saddle points (THEORY §3) along the temperature grid at width ``N``, scored on the validation split.
+
+    Returns
+    -------
+    sols : list of smtheory.solvers.SolveResult
+        One per temperature (from :func:`smtheory.solvers.continuation`).
+    grid : list of dict
+        Convergence record per temperature, with the validation accuracy and generalisation error of the
+        converged ones.
+    seconds : float
+        Time of the continuation.
+    """
+    import smtheory.solvers
+    from smtheory.model import ModelSpec
+    from smtheory.predictor import predictor_statistics
+
+    spec0 = ModelSpec(heads=fit.heads, widths=N, temperature=temperatures[0], readout=fit.readout)
+    t0 = time.perf_counter()
+    sols = smtheory.solvers.continuation(fit.problems["val"], spec0, temperatures=list(temperatures))
+    t_solve = time.perf_counter() - t0
+    grid = []
+    for T, res in zip(temperatures, sols):
+        row = dict(temperature=T, converged=res.converged, message=res.message, max_residual=res.max_residual,
+                   hessian_min_eig=res.hessian_min_eig, iterations=res.iterations)
+        if res.converged:
+            st = predictor_statistics(fit.problems["val"], res.spec, res.U1)
+            row.update(val_accuracy=st.accuracy, val_generalization_error=st.generalization_error)
+        grid.append(row)
+        say(f"theory T={T:g}: converged={res.converged}" +
+            (f"  val accuracy {row['val_accuracy']:.4f}  gen.err {row['val_generalization_error']:.4f}"
+             if res.converged else f"  ({res.message})"))
+    return sols, grid, t_solve
+
+
+def _choose_temperature(grid):
+    """Index of the converged temperature with the best validation accuracy (ties: lower gen. error).
+
+    Raises
+    ------
+    NoConvergedTheory
+        If no temperature converged.
+    """
+    ok = [i for i, r in enumerate(grid) if r["converged"]]
+    if not ok:
+        raise NoConvergedTheory("no temperature of the grid gave a converged saddle point; no theory result to report "
+                                f"(messages: {[r['message'] for r in grid]})")
+    return max(ok, key=lambda i: (grid[i]["val_accuracy"], -grid[i]["val_generalization_error"]))
+
+
+def _theory_statistics(fit):
+    """Accuracy and generalisation error (THEORY §3) of the theory and of its GP limit on every split."""
+    from smtheory.predictor import predictor_statistics
+
+    out = {}
+    for name in ("val", "test", "ood"):
+        st = predictor_statistics(fit.problems[name], fit.spec, fit.U1)
+        gp = predictor_statistics(fit.problems[name], fit.spec, gp=True)
+        out[name] = dict(accuracy=st.accuracy, gaussian_accuracy=st.gaussian_accuracy,
+                         generalization_error=st.generalization_error, gp_accuracy=gp.accuracy,
+                         gp_generalization_error=gp.generalization_error)
+    return out
+
+
+def _u1_comparison(U1, U1_eff):
+    """Pearson correlations between the theory ``U_1`` and the ``U_1`` of the trained weights (THEORY §2–3)."""
+    iu = np.triu_indices(U1.shape[0])
+    off = np.triu_indices(U1.shape[0], 1)
+    return dict(pearson_all_entries=_pearson(U1[iu], U1_eff[iu]),
+                pearson_offdiagonal=_pearson(U1[off], U1_eff[off]),
+                pearson_diagonal=_pearson(np.diag(U1), np.diag(U1_eff)),
+                pearson_abs_entries=_pearson(np.abs(U1[iu]), np.abs(U1_eff[iu])))
+
+
+def _ablation_ranking(fit):
+    """Oracle ranking by single-head ablation on the validation split (accuracy drop; loss increase breaks ties)."""
+    from smtheory.pruning import prune, rank_heads
+    from smtheory.sims.training import predict
+
+    x_va, y_va = fit.data["val"]
+    f_full = predict(fit.params, x_va, fit.readout)
+    abl = [[0.0] * H for H in fit.heads]
+    for l, h in fit.all_heads:
+        f = predict(prune(fit.params, [(l, h)]), x_va, fit.readout)
+        d_acc = fit.gd["val"] - float(np.mean(np.sign(f) == y_va))
+        d_loss = float(np.mean((f - y_va) ** 2) - np.mean((f_full - y_va) ** 2))
+        abl[l][h] = d_acc + 1e-6 * d_loss  # accuracy drop; loss increase breaks ties
+    return rank_heads(scores=[np.asarray(a) for a in abl], heads=fit.heads, method="ablation")
+
+
+def _rankings(fit, U1_eff, t_solve_per_T):
+    """Head rankings (THEORY §7): theory, trained-weights ``U_1``, gradient and (if possible) ablation.
+
+    Returns
+    -------
+    rankings : dict
+        Name -> :class:`smtheory.pruning.HeadRanking`.
+    timing : dict
+        Seconds of the theory scores (including one temperature's share of the solve), the gradient
+        importance and the single-head ablation.
+    """
+    from smtheory.pruning import gradient_importance, rank_heads
+    from smtheory.sims.training import head_mask_gradient
+
+    t0 = time.perf_counter()
+    rankings = {"theory": rank_heads(fit.U1, fit.heads, method="theory")}
+    t_theory_scores = time.perf_counter() - t0 + t_solve_per_T
+    rankings["trained_u1"] = rank_heads(U1_eff, fit.heads, method="trained_u1")
+    t0 = time.perf_counter()
+    grad_raw = head_mask_gradient(fit.params, *fit.data["val"], fit.readout)
+    rankings["gradient"] = rank_heads(scores=gradient_importance(grad_raw), heads=fit.heads, method="gradient")
+    t_gradient = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if fit.can_single:
+        rankings["ablation"] = _ablation_ranking(fit)
+    t_ablation = time.perf_counter() - t0
+    return rankings, dict(theory_scores_s=t_theory_scores, gradient_importance_s=t_gradient,
+                          single_head_ablation_s=t_ablation)
+
+
+def _single_head_drops(fit):
+    """Measured and theory-side (THEORY §7) accuracy drops of every single-head removal on ``test`` and ``ood``."""
+    from smtheory.pruning import prune, theory_pruned_statistics
+    from smtheory.sims.training import accuracy
+
+    def drop(x, y, full_acc, head):
+        return full_acc - accuracy(prune(fit.params, [head]), x, y, fit.readout)
+
+    single = {}
+    for split in ("test", "ood"):
+        x, y = fit.data[split]
+        single[split] = dict(
+            measured=[drop(x, y, fit.gd[split], hd) for hd in fit.all_heads],
+            theory_side=[fit.theory[split]["accuracy"]
+                         - theory_pruned_statistics(fit.problems[split], fit.spec, fit.U1, [hd]).accuracy
+                         for hd in fit.all_heads])
+    return single
+
+
+def _spearman_table(rankings, single):
+    """Spearman correlations of every ranking's scores (and of the theory-side drops) with the measured drops."""
+    spearman = {}
+    for name, rk in rankings.items():
+        s = rk.flat_scores()
+        spearman[name] = {split: _spearman(s, single[split]["measured"]) for split in single}
+    spearman["theory_side_vs_measured"] = {split: _spearman(single[split]["theory_side"], single[split]["measured"])
+                                           for split in single}
+    return spearman
+
+
+def _pruning_curve(fit, order):
+    """Accuracy of the GD network and the theory-side prediction (THEORY §7) after each removal of ``order``."""
+    from smtheory.pruning import prune, pruning_order, theory_pruned_statistics
+    from smtheory.sims.training import accuracy
+
+    steps = pruning_order(order, fit.heads)
+    out = dict(removed=[list(p) for p in steps], test=[fit.gd["test"]], ood=[fit.gd["ood"]],
+               theory_test=[fit.theory["test"]["accuracy"]], theory_ood=[fit.theory["ood"]["accuracy"]])
+    for k in range(1, len(steps) + 1):
+        pr = prune(fit.params, steps[:k])
+        out["test"].append(accuracy(pr, *fit.data["test"], fit.readout))
+        out["ood"].append(accuracy(pr, *fit.data["ood"], fit.readout))
+        out["theory_test"].append(theory_pruned_statistics(fit.problems["test"], fit.spec, fit.U1, steps[:k]).accuracy)
+        out["theory_ood"].append(theory_pruned_statistics(fit.problems["ood"], fit.spec, fit.U1, steps[:k]).accuracy)
+    return out
+
+
+def _random_curves(fit, config):
+    """Mean and standard deviation of the pruning curves of ``config.permutations`` random orders."""
+    all_heads = fit.all_heads
+    rng = np.random.default_rng([config.seed, 4242])
+    rand = [_pruning_curve(fit, [all_heads[i] for i in rng.permutation(len(all_heads))])
+            for _ in range(config.permutations)]
+    out = {key: dict(mean=np.mean([r[key] for r in rand], axis=0).tolist(),
+                     sd=np.std([r[key] for r in rand], axis=0, ddof=1).tolist() if len(rand) > 1
+                     else [0.0] * len(rand[0][key]))
+           for key in ("test", "ood", "theory_test", "theory_ood")}
+    out["n_permutations"] = config.permutations
+    return out
+
+
+def _pruning_curves(fit, rankings, config, say):
+    """Pruning curves of every ranking and of random orders; the test accuracies are reported through ``say``."""
+    curves = {name: _pruning_curve(fit, rk.order) for name, rk in rankings.items()}
+    curves["random"] = _random_curves(fit, config)
+    say("pruning curves (test accuracy after k heads removed):")
+    for name in list(rankings) + ["random"]:
+        c = curves[name]["test"]
+        vals = c["mean"] if name == "random" else c
+        say(f"  {name:>11}: " + " ".join(f"{v:.3f}" for v in vals))
+    return curves
+
+
+def _fit_theory(fit, N, config, say):
+    """Solve the theory on the temperature grid, keep the temperature chosen on validation (THEORY §3).
+
+    Fills ``fit.spec``, ``fit.U1`` and ``fit.theory`` and returns the ``theory`` record of the result.
+    """
+    problems, t_features = _theory_problems(fit)
+    fit.problems = problems
+    sols, t_grid, t_solve = _solve_grid(fit, N, config.temperatures, say)
+    sol = sols[_choose_temperature(t_grid)]
+    fit.spec = sol.spec
+    fit.U1 = np.asarray(sol.U1)
+    theory = dict(width=N, temperature=fit.spec.temperature, solve=sol.to_dict(), temperature_grid=t_grid,
+                  features_time=t_features, solve_time=t_solve)
+    theory.update(_theory_statistics(fit))
+    fit.theory = theory
+    say(f"theory at N={N}, T={fit.spec.temperature:g} (chosen on validation): test {theory['test']['accuracy']:.4f} "
+        f"ood {theory['ood']['accuracy']:.4f} (GP {theory['test']['gp_accuracy']:.4f} / {theory['ood']['gp_accuracy']:.4f})")
+    return theory
+
+
 def run_pruning(model, config=None, progress=print):
     """Run the pruning experiment on a trained model (THEORY §6–7).
+
+    The steps are those of the module docstring: data sets (:func:`_data_sets`), the theory on the trained
+    attention (:func:`_fit_theory`), the ``U_1`` comparison (:func:`_u1_comparison`), head rankings
+    (:func:`_rankings`), single-head drops and their rank correlations (:func:`_single_head_drops`,
+    :func:`_spearman_table`) and pruning curves (:func:`_pruning_curves`).
 
     Parameters
     ----------
@@ -134,15 +440,9 @@ def run_pruning(model, config=None, progress=print):
         (a RuntimeError) If no temperature of the grid gives a converged saddle point (no theory
         result is reported).
     """
-    import smtheory.solvers
-    from smtheory.sims.training import (accuracy, attention_layers, effective_u1, head_mask_gradient, make_task, predict,
-                               sample_data)
-    from smtheory.model import ModelSpec
     from smtheory.paths import path_labels
-    from smtheory.predictor import predictor_statistics
-    from smtheory.problem import KernelProblem
-    from smtheory.pruning import (gradient_importance, head_scores, prune, pruning_order, rank_heads,
-                                  theory_pruned_statistics)
+    from smtheory.pruning import head_scores
+    from smtheory.sims.training import effective_u1
 
     config = PruningConfig() if config is None else config
     if not isinstance(config, PruningConfig):
@@ -150,155 +450,31 @@ def run_pruning(model, config=None, progress=print):
     say = progress or (lambda s: None)
     t_start = time.perf_counter()
     mc = model.config
-    params = model.params
-    heads = tuple(mc.heads)
-    readout = mc.readout
+    fit = _Fit(params=model.params, heads=tuple(mc.heads), readout=mc.readout, data=_data_sets(mc, config))
     N = config.width or mc.width
-    task = make_task(mc)
-    base = 1_000_000 + 97 * config.seed
-    x_tr, y_tr = sample_data(task, config.n_train, "train", seed=base + 1)
-    x_va, y_va = sample_data(task, config.n_val, "val", seed=base + 2)
-    x_te, y_te = sample_data(task, config.n_test, "test", seed=base + 3)
-    x_od, y_od = sample_data(task, config.n_test, "ood", seed=base + 4)
-
-    # ------------------------------------------------------------------ GD model
-    gd = dict(val=accuracy(params, x_va, y_va, readout), test=accuracy(params, x_te, y_te, readout),
-              ood=accuracy(params, x_od, y_od, readout), train_set=accuracy(params, x_tr, y_tr, readout))
+    fit.gd = gd = _gd_accuracy(fit)
     say(f"GD model accuracy: val {gd['val']:.4f}  test {gd['test']:.4f}  ood {gd['ood']:.4f}")
-
-    # ------------------------------------------------------------------ theory
-    layers = attention_layers(params)
-    t0 = time.perf_counter()
-    xi_tr = _features(x_tr, layers, readout)
-    problems = {name: KernelProblem(xi_tr, y_tr, heads, _features(x, layers, readout), y)
-                for name, (x, y) in dict(val=(x_va, y_va), test=(x_te, y_te), ood=(x_od, y_od)).items()}
-    t_features = time.perf_counter() - t0
-    spec0 = ModelSpec(heads=heads, widths=N, temperature=config.temperatures[0], readout=readout)
-    t0 = time.perf_counter()
-    sols = smtheory.solvers.continuation(problems["val"], spec0, temperatures=list(config.temperatures))
-    t_solve = time.perf_counter() - t0
-    t_grid = []
-    for T, res in zip(config.temperatures, sols):
-        row = dict(temperature=T, converged=res.converged, message=res.message, max_residual=res.max_residual,
-                   hessian_min_eig=res.hessian_min_eig, iterations=res.iterations)
-        if res.converged:
-            st = predictor_statistics(problems["val"], res.spec, res.U1)
-            row.update(val_accuracy=st.accuracy, val_generalization_error=st.generalization_error)
-        t_grid.append(row)
-        say(f"theory T={T:g}: converged={res.converged}" +
-            (f"  val accuracy {row['val_accuracy']:.4f}  gen.err {row['val_generalization_error']:.4f}"
-             if res.converged else f"  ({res.message})"))
-    ok = [i for i, r in enumerate(t_grid) if r["converged"]]
-    if not ok:
-        raise NoConvergedTheory("no temperature of the grid gave a converged saddle point; no theory result to report "
-                           f"(messages: {[r['message'] for r in t_grid]})")
-    best = max(ok, key=lambda i: (t_grid[i]["val_accuracy"], -t_grid[i]["val_generalization_error"]))
-    sol = sols[best]
-    spec = sol.spec
-    U1 = np.asarray(sol.U1)
-    theory = dict(width=N, temperature=spec.temperature, solve=sol.to_dict(), temperature_grid=t_grid,
-                  features_time=t_features, solve_time=t_solve)
-    for name in ("val", "test", "ood"):
-        st = predictor_statistics(problems[name], spec, U1)
-        gp = predictor_statistics(problems[name], spec, gp=True)
-        theory[name] = dict(accuracy=st.accuracy, gaussian_accuracy=st.gaussian_accuracy,
-                            generalization_error=st.generalization_error, gp_accuracy=gp.accuracy,
-                            gp_generalization_error=gp.generalization_error)
-    say(f"theory at N={N}, T={spec.temperature:g} (chosen on validation): test {theory['test']['accuracy']:.4f} "
-        f"ood {theory['ood']['accuracy']:.4f} (GP {theory['test']['gp_accuracy']:.4f} / {theory['ood']['gp_accuracy']:.4f})")
-
-    # ------------------------------------------------------------------ U1 comparison
-    U1_eff = np.asarray(effective_u1(params))
-    iu = np.triu_indices(U1.shape[0])
-    off = np.triu_indices(U1.shape[0], 1)
-    u1_cmp = dict(pearson_all_entries=_pearson(U1[iu], U1_eff[iu]),
-                  pearson_offdiagonal=_pearson(U1[off], U1_eff[off]),
-                  pearson_diagonal=_pearson(np.diag(U1), np.diag(U1_eff)),
-                  pearson_abs_entries=_pearson(np.abs(U1[iu]), np.abs(U1_eff[iu])))
+    theory = _fit_theory(fit, N, config, say)
+    U1, U1_eff = fit.U1, np.asarray(effective_u1(fit.params))
+    u1_cmp = _u1_comparison(U1, U1_eff)
     say(f"U_1 theory vs trained weights: Pearson r (all entries) {u1_cmp['pearson_all_entries']:.3f}, "
         f"off-diagonal {u1_cmp['pearson_offdiagonal']:.3f}")
-
-    # ------------------------------------------------------------------ rankings
-    t0 = time.perf_counter()
-    rankings = {"theory": rank_heads(U1, heads, method="theory")}
-    t_theory_scores = time.perf_counter() - t0 + t_solve / max(len(config.temperatures), 1)
-    rankings["trained_u1"] = rank_heads(U1_eff, heads, method="trained_u1")
-    t0 = time.perf_counter()
-    grad_raw = head_mask_gradient(params, x_va, y_va, readout)
-    rankings["gradient"] = rank_heads(scores=gradient_importance(grad_raw), heads=heads, method="gradient")
-    t_gradient = time.perf_counter() - t0
-    all_heads = [(l, h) for l, H in enumerate(heads) for h in range(H)]
-    can_single = all(H > 1 for H in heads)
-
-    def drop(x, y, full_acc, head):
-        return full_acc - accuracy(prune(params, [head]), x, y, readout)
-
-    t0 = time.perf_counter()
-    if can_single:
-        f_full = predict(params, x_va, readout)
-        abl = [[0.0] * H for H in heads]
-        for l, h in all_heads:
-            f = predict(prune(params, [(l, h)]), x_va, readout)
-            d_acc = gd["val"] - float(np.mean(np.sign(f) == y_va))
-            d_loss = float(np.mean((f - y_va) ** 2) - np.mean((f_full - y_va) ** 2))
-            abl[l][h] = d_acc + 1e-6 * d_loss  # accuracy drop; loss increase breaks ties
-        rankings["ablation"] = rank_heads(scores=[np.asarray(a) for a in abl], heads=heads, method="ablation")
-    t_ablation = time.perf_counter() - t0
-
-    # ------------------------------------------------------------------ single-head drops (measured and theory-side)
-    single = {}
-    if can_single:
-        for split, (x, y) in dict(test=(x_te, y_te), ood=(x_od, y_od)).items():
-            single[split] = dict(
-                measured=[drop(x, y, gd[split], hd) for hd in all_heads],
-                theory_side=[theory[split]["accuracy"] - theory_pruned_statistics(problems[split], spec, U1, [hd]).accuracy
-                             for hd in all_heads])
-    spearman = {}
-    if can_single:
-        for name, rk in rankings.items():
-            s = rk.flat_scores()
-            spearman[name] = {split: _spearman(s, single[split]["measured"]) for split in single}
-        spearman["theory_side_vs_measured"] = {split: _spearman(single[split]["theory_side"], single[split]["measured"])
-                                               for split in single}
-
-    # ------------------------------------------------------------------ pruning curves
-    def curve(order):
-        steps = pruning_order(order, heads)
-        out = dict(removed=[list(p) for p in steps], test=[gd["test"]], ood=[gd["ood"]],
-                   theory_test=[theory["test"]["accuracy"]], theory_ood=[theory["ood"]["accuracy"]])
-        for k in range(1, len(steps) + 1):
-            pr = prune(params, steps[:k])
-            out["test"].append(accuracy(pr, x_te, y_te, readout))
-            out["ood"].append(accuracy(pr, x_od, y_od, readout))
-            out["theory_test"].append(theory_pruned_statistics(problems["test"], spec, U1, steps[:k]).accuracy)
-            out["theory_ood"].append(theory_pruned_statistics(problems["ood"], spec, U1, steps[:k]).accuracy)
-        return out
-
-    curves = {name: curve(rk.order) for name, rk in rankings.items()}
-    rng = np.random.default_rng([config.seed, 4242])
-    rand = [curve([all_heads[i] for i in rng.permutation(len(all_heads))]) for _ in range(config.permutations)]
-    curves["random"] = {key: dict(mean=np.mean([r[key] for r in rand], axis=0).tolist(),
-                                  sd=np.std([r[key] for r in rand], axis=0, ddof=1).tolist() if len(rand) > 1
-                                  else [0.0] * len(rand[0][key]))
-                        for key in ("test", "ood", "theory_test", "theory_ood")}
-    curves["random"]["n_permutations"] = config.permutations
-    say("pruning curves (test accuracy after k heads removed):")
-    for name in list(rankings) + ["random"]:
-        c = curves[name]["test"]
-        vals = c["mean"] if name == "random" else c
-        say(f"  {name:>11}: " + " ".join(f"{v:.3f}" for v in vals))
-
+    rankings, t_rank = _rankings(fit, U1_eff, theory["solve_time"] / max(len(config.temperatures), 1))
+    single = _single_head_drops(fit) if fit.can_single else {}
+    spearman = _spearman_table(rankings, single) if fit.can_single else {}
+    curves = _pruning_curves(fit, rankings, config, say)
     return dict(
         model=dict(config=mc.to_dict(), checkpoint=model.checkpoint, curve=model.curve,
                    initial_val_loss=model.initial_val_loss, initial_val_accuracy=model.initial_val_accuracy),
         config=asdict(config), gd_accuracy=gd, theory=theory, u1_comparison=u1_cmp,
-        rankings={k: v.to_dict() for k, v in rankings.items()}, heads=list(heads),
-        head_labels=[f"L{l + 1}H{h + 1}" for l, h in all_heads], single_head_drop=single, spearman=spearman,
+        rankings={k: v.to_dict() for k, v in rankings.items()}, heads=list(fit.heads),
+        head_labels=[f"L{l + 1}H{h + 1}" for l, h in fit.all_heads], single_head_drop=single, spearman=spearman,
         curves=curves,
-        timing=dict(theory_scores_s=t_theory_scores, solve_grid_s=t_solve, gradient_importance_s=t_gradient,
-                    single_head_ablation_s=t_ablation, total_s=time.perf_counter() - t_start),
-        _arrays=dict(U1=U1, U1_eff=U1_eff, path_labels=path_labels(heads),
-                     head_scores_eff=[s.tolist() for s in head_scores(U1_eff, heads)]),
+        timing=dict(theory_scores_s=t_rank["theory_scores_s"], solve_grid_s=theory["solve_time"],
+                    gradient_importance_s=t_rank["gradient_importance_s"],
+                    single_head_ablation_s=t_rank["single_head_ablation_s"], total_s=time.perf_counter() - t_start),
+        _arrays=dict(U1=U1, U1_eff=U1_eff, path_labels=path_labels(fit.heads),
+                     head_scores_eff=[s.tolist() for s in head_scores(U1_eff, fit.heads)]),
     )
 
 
@@ -353,16 +529,11 @@ def plot_training_curve(curve, out, name="training_curve", title=None):
     return paths
 
 
-def _figures(res, out):
-    import matplotlib
-    matplotlib.use("Agg")
+def _figure_u1(res, out):
+    """Theory ``U_1`` and trained-weights ``U_1`` side by side, and the scatter of their entries (THEORY §2–3)."""
     import matplotlib.pyplot as plt
 
-    paths = []
     arr = res["_arrays"]
-    paths += plot_training_curve(res["model"]["curve"], out, title=f"GD training ({res['model']['config']['task']})")
-
-    # U1 comparison
     U1, Ue = arr["U1"], arr["U1_eff"]
     fig, ax = plt.subplots(1, 3, figsize=(13, 4))
     for a, M, t in ((ax[0], U1, f"theory U_1 (N={res['theory']['width']}, T={res['theory']['temperature']:g})"),
@@ -384,10 +555,15 @@ def _figures(res, out):
                     fontsize=9)
     ax[2].legend(fontsize=8)
     fig.tight_layout()
-    paths += _save(fig, out, "u1_comparison")
+    paths = _save(fig, out, "u1_comparison")
     plt.close(fig)
+    return paths
 
-    # head scores
+
+def _figure_head_scores(res, out):
+    """Bar chart of the head scores of every ranking (each divided by its largest magnitude)."""
+    import matplotlib.pyplot as plt
+
     labels = res["head_labels"]
     x = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(9, 3.4))
@@ -406,10 +582,15 @@ def _figures(res, out):
     ax.set_ylabel("score / max")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths += _save(fig, out, "head_scores")
+    paths = _save(fig, out, "head_scores")
     plt.close(fig)
+    return paths
 
-    # pruning curves
+
+def _figure_curves(res, out):
+    """Pruning curves on the in- and out-of-distribution test sets, with random orders and the theory side."""
+    import matplotlib.pyplot as plt
+
     cv = res["curves"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for a, split, title in ((axes[0], "test", "in-distribution test"), (axes[1], "ood", "out-of-distribution test")):
@@ -426,8 +607,19 @@ def _figures(res, out):
     axes[0].set_ylabel("accuracy")
     axes[1].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    paths += _save(fig, out, "pruning_curves")
+    paths = _save(fig, out, "pruning_curves")
     plt.close(fig)
+    return paths
+
+
+def _figures(res, out):
+    """All figures of a pruning run: training curve, ``U_1`` comparison, head scores, pruning curves."""
+    import matplotlib
+    matplotlib.use("Agg")
+
+    paths = plot_training_curve(res["model"]["curve"], out, title=f"GD training ({res['model']['config']['task']})")
+    for figure in (_figure_u1, _figure_head_scores, _figure_curves):
+        paths += figure(res, out)
     return paths
 
 

@@ -11,7 +11,7 @@ Layout (see ``docs/sweeps.md``): named dimensions
 
 Variables: theory ``accuracy``, ``gaussian_accuracy``, ``generalization_error``, ``U1``, ``U_a``,
 ``action``, ``converged`` (1/0), ``max_residual``, ``hessian_min_eig``, ``grad_norm``, ``iterations``,
-``solve_time``; GP baselines ``gp_accuracy``, ``gp_generalization_error`` (no ``N``); sampled
+``solve_time``, ``compile_time`` (read from the records' keys, ``accuracy`` from ``test_accuracy``); GP baselines ``gp_accuracy``, ``gp_generalization_error`` (no ``N``); sampled
 ``sampled_accuracy`` (+ ``_mcse``), ``sampled_generalization_error`` (+ ``_mcse``), ``sampled_U1``
 (+ ``_mcse``), ``rhat_max``, ``ess_min``, ``sampled_converged``, ``sample_time``.  Points not computed
 are NaN.  Provenance attributes: ``config`` (JSON of the TOML), ``seeds``, ``versions``, ``commit``,
@@ -27,17 +27,130 @@ import time
 import numpy as np
 
 from smtheory.checks import InputError
+from smtheory.records import array_from_json, float_from_json as _float
 
 __all__ = ["build_dataset", "save", "load", "provenance", "plot_metric", "plot_order_parameter"]
 
-_THEORY = ("accuracy", "gaussian_accuracy", "generalization_error", "U_a", "action", "converged", "max_residual",
-           "hessian_min_eig", "grad_norm", "iterations", "solve_time")
-_SAMPLED = {"sampled_accuracy": "accuracy", "sampled_accuracy_mcse": "accuracy_mcse",
+#: Theory variables of the store and their keys in a theory point (the solve and predictor records).
+_THEORY = {"accuracy": "test_accuracy", "gaussian_accuracy": "gaussian_accuracy",
+           "generalization_error": "generalization_error", "U_a": "U_a", "action": "action", "converged": "converged",
+           "max_residual": "max_residual", "hessian_min_eig": "hessian_min_eig", "grad_norm": "grad_norm",
+           "iterations": "iterations", "solve_time": "solve_time", "compile_time": "compile_time"}
+#: Sampled variables of the store and their keys in a sampled point (the sampling record).
+_SAMPLED = {"sampled_accuracy": "test_accuracy", "sampled_accuracy_mcse": "test_accuracy_mcse",
             "sampled_generalization_error": "generalization_error",
             "sampled_generalization_error_mcse": "generalization_error_mcse", "rhat_max": "rhat_max",
-            "ess_min": "ess_min", "sampled_converged": "converged", "sample_time": "time"}
+            "ess_min": "ess_min", "sampled_converged": "converged", "sample_time": "wall_time"}
 _UNITS = dict(accuracy="mean-predictor test accuracy (THEORY §3)", generalization_error="THEORY §3",
               U1="path-path order parameter U_1 (THEORY §3)", solve_time="seconds")
+
+
+def heads_label(heads):
+    """``(2, 2) -> "2x2"``: the label of an architecture on the ``heads`` axis of the store."""
+    return "x".join(str(int(h)) for h in heads)
+
+
+def _empty_arrays(config, labels, dmax):
+    """NaN-filled arrays of every variable of the store, on the grid of ``config`` (``dmax`` paths at most)."""
+    shape = (len(config.P), len(labels), len(config.seed), len(config.T), len(config.N))
+    sshape = (len(config.sampling),) + shape
+    return dict(theory={k: np.full(shape, np.nan) for k in _THEORY}, U1=np.full(shape + (dmax, dmax), np.nan),
+                gp_accuracy=np.full(shape[:-1], np.nan), gp_generalization_error=np.full(shape[:-1], np.nan),
+                path_name=np.full((len(labels), dmax), "", dtype=object),
+                sampled={k: np.full(sshape, np.nan) for k in _SAMPLED},
+                sampled_U1=np.full(sshape + (dmax, dmax), np.nan),
+                sampled_U1_mcse=np.full(sshape + (dmax, dmax), np.nan))
+
+
+def _fill_theory(arr, idx, base, D, out):
+    """Write the points and GP baselines of one theory task's result; return the number of points written."""
+    tidx, nidx = idx["T"], idx["N"]
+    theory, U1 = arr["theory"], arr["U1"]
+    finished_points = 0
+    for row in out["points"]:
+        if row["T"] not in tidx or row["N"] not in nidx:
+            continue
+        ix = base + (tidx[row["T"]], nidx[row["N"]])
+        for k, src in _THEORY.items():
+            theory[k][ix] = _float(row[src])
+        U1[ix + (slice(0, D), slice(0, D))] = array_from_json(row["U1"])
+        finished_points += 1
+    for g in out["gp"]:
+        if g["T"] in tidx:
+            arr["gp_accuracy"][base + (tidx[g["T"]],)] = _float(g["test_accuracy"])
+            arr["gp_generalization_error"][base + (tidx[g["T"]],)] = _float(g["generalization_error"])
+    return finished_points
+
+
+def _fill_sample(arr, ix, D, row):
+    """Write the sampled point ``row`` of one sampling task at the index ``ix`` (sampler first)."""
+    for k, src in _SAMPLED.items():
+        arr["sampled"][k][ix] = _float(row[src])
+    arr["sampled_U1"][ix + (slice(0, D), slice(0, D))] = array_from_json(row["U1_sampled"])
+    arr["sampled_U1_mcse"][ix + (slice(0, D), slice(0, D))] = array_from_json(row["U1_mcse"])
+
+
+def _fill(arr, idx, snames, payloads):
+    """Write every payload that lies on the grid into ``arr``; return the number of theory points written."""
+    finished_points = 0
+    for pay in payloads:
+        task, out = pay["task"], pay["result"]
+        pr = task["problem"]
+        lab = heads_label(pr["heads"])
+        if pr["P"] not in idx["P"] or lab not in idx["heads"] or pr["seed"] not in idx["seed"]:
+            continue
+        base = (idx["P"][pr["P"]], idx["heads"][lab], idx["seed"][pr["seed"]])
+        D = int(np.prod(pr["heads"]))
+        if out.get("path_names"):
+            arr["path_name"][idx["heads"][lab], :D] = out["path_names"]
+        if task["kind"] == "theory":
+            finished_points += _fill_theory(arr, idx, base, D, out)
+        elif task["kind"] == "sample" and task["sampler"] in snames:
+            row = out["point"]
+            ix = (snames.index(task["sampler"]),) + base + (idx["T"][row["T"]], idx["N"][row["N"]])
+            _fill_sample(arr, ix, D, row)
+    return finished_points
+
+
+def _variables(config, labels, dmax, arr):
+    """The ``data_vars`` and ``coords`` of the Dataset (layout in the module docstring)."""
+    dims = ("P", "heads", "seed", "T", "N")
+    coords = dict(P=list(config.P), heads=labels, seed=list(config.seed), T=list(config.T), N=list(config.N),
+                  path=np.arange(dmax), path_=np.arange(dmax))
+    data = {k: (dims, v, {"description": _UNITS.get(k, "")}) for k, v in arr["theory"].items()}
+    data["U1"] = (dims + ("path", "path_"), arr["U1"], {"description": _UNITS["U1"]})
+    data["gp_accuracy"] = (dims[:-1], arr["gp_accuracy"], {"description": "accuracy of the GP (infinite-width) limit"})
+    data["gp_generalization_error"] = (dims[:-1], arr["gp_generalization_error"], {"description": "GP limit"})
+    data["path_name"] = (("heads", "path"), arr["path_name"].astype(str))
+    snames = [s.name for s in config.sampling]
+    if snames:
+        coords["sampler"] = snames
+        sd = ("sampler",) + dims
+        for k, v in arr["sampled"].items():
+            data[k] = (sd, v, {"description": "posterior sampling (THEORY §4)"})
+        data["sampled_U1"] = (sd + ("path", "path_"), arr["sampled_U1"],
+                              {"description": "sampled <w_pi . w_pi'>/N1"})
+        data["sampled_U1_mcse"] = (sd + ("path", "path_"), arr["sampled_U1_mcse"],
+                                   {"description": "Monte-Carlo standard error"})
+        coords["sampler_settings"] = ("sampler", [json.dumps(s.sample, sort_keys=True) for s in config.sampling])
+    return data, coords
+
+
+def _attributes(config, config_path, run, finished_points):
+    """Provenance attributes of the Dataset (JSON strings where structured; :func:`provenance` decodes them)."""
+    from smtheory.io import git_commit, versions
+
+    seeds = dict(data_seeds=list(config.seed), head_seed=config.head_seed,
+                 sampler_seeds={s.name: s.sample.get("seed", 0) for s in config.sampling})
+    return dict(
+        title=f"smtheory sweep {config.name!r}", name=config.name, task=config.task, network=config.network,
+        continuation=config.continuation, config=json.dumps(config.to_dict(), sort_keys=True),
+        config_path=str(config_path or ""), seeds=json.dumps(seeds, sort_keys=True),
+        versions=json.dumps(_versions(versions()), sort_keys=True), commit=str(git_commit() or "unknown"),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), run=json.dumps(run or {}, sort_keys=True),
+        theory_points=int(finished_points), theory_points_expected=int(config.n_theory_points),
+        conventions="THEORY.md §1-§5; U1 indexed by flattened paths (h_1 most significant)",
+    )
 
 
 def build_dataset(config, payloads, *, config_path=None, run=None):
@@ -54,89 +167,16 @@ def build_dataset(config, payloads, *, config_path=None, run=None):
     """
     import xarray as xr
 
-    from smtheory.io import git_commit, versions
-
-    from .sweep import heads_label
-
     labels = [heads_label(h) for h in config.heads]
     dmax = max(int(np.prod(h)) for h in config.heads)
-    dims = ("P", "heads", "seed", "T", "N")
-    shape = (len(config.P), len(labels), len(config.seed), len(config.T), len(config.N))
-    pidx = {p: i for i, p in enumerate(config.P)}
-    sidx = {s: i for i, s in enumerate(config.seed)}
-    tidx = {t: i for i, t in enumerate(config.T)}
-    nidx = {n: i for i, n in enumerate(config.N)}
-    hidx = {lab: i for i, lab in enumerate(labels)}
-    theory = {k: np.full(shape, np.nan) for k in _THEORY}
-    U1 = np.full(shape + (dmax, dmax), np.nan)
-    gp_acc = np.full(shape[:-1], np.nan)
-    gp_gen = np.full(shape[:-1], np.nan)
-    path_name = np.full((len(labels), dmax), "", dtype=object)
-    snames = [s.name for s in config.sampling]
-    sshape = (len(snames),) + shape
-    sampled = {k: np.full(sshape, np.nan) for k in _SAMPLED}
-    sU1 = np.full(sshape + (dmax, dmax), np.nan)
-    sU1_mcse = np.full(sshape + (dmax, dmax), np.nan)
-    finished_points = 0
-
-    for pay in payloads:
-        task, out = pay["task"], pay["result"]
-        pr = task["problem"]
-        lab = heads_label(pr["heads"])
-        if pr["P"] not in pidx or lab not in hidx or pr["seed"] not in sidx:
-            continue
-        base = (pidx[pr["P"]], hidx[lab], sidx[pr["seed"]])
-        D = int(np.prod(pr["heads"]))
-        if out.get("path_names"):
-            path_name[hidx[lab], :D] = out["path_names"]
-        if task["kind"] == "theory":
-            for row in out["points"]:
-                if row["T"] not in tidx or row["N"] not in nidx:
-                    continue
-                ix = base + (tidx[row["T"]], nidx[row["N"]])
-                for k in _THEORY:
-                    theory[k][ix] = float(row[k])
-                U1[ix + (slice(0, D), slice(0, D))] = np.asarray(row["U1"])
-                finished_points += 1
-            for g in out["gp"]:
-                if g["T"] in tidx:
-                    gp_acc[base + (tidx[g["T"]],)] = g["accuracy"]
-                    gp_gen[base + (tidx[g["T"]],)] = g["generalization_error"]
-        elif task["kind"] == "sample" and task["sampler"] in snames:
-            row = out["point"]
-            ix = (snames.index(task["sampler"]),) + base + (tidx[row["T"]], nidx[row["N"]])
-            for k, src in _SAMPLED.items():
-                sampled[k][ix] = float(row[src])
-            sU1[ix + (slice(0, D), slice(0, D))] = np.asarray(row["U1"])
-            sU1_mcse[ix + (slice(0, D), slice(0, D))] = np.asarray(row["U1_mcse"])
-
-    coords = dict(P=list(config.P), heads=labels, seed=list(config.seed), T=list(config.T), N=list(config.N),
-                  path=np.arange(dmax), path_=np.arange(dmax))
-    data = {k: (dims, v, {"description": _UNITS.get(k, "")}) for k, v in theory.items()}
-    data["U1"] = (dims + ("path", "path_"), U1, {"description": _UNITS["U1"]})
-    data["gp_accuracy"] = (dims[:-1], gp_acc, {"description": "accuracy of the GP (infinite-width) limit"})
-    data["gp_generalization_error"] = (dims[:-1], gp_gen, {"description": "GP limit"})
-    data["path_name"] = (("heads", "path"), path_name.astype(str))
-    if snames:
-        coords["sampler"] = snames
-        sd = ("sampler",) + dims
-        for k, v in sampled.items():
-            data[k] = (sd, v, {"description": "posterior sampling (THEORY §4)"})
-        data["sampled_U1"] = (sd + ("path", "path_"), sU1, {"description": "sampled <w_pi . w_pi'>/N1"})
-        data["sampled_U1_mcse"] = (sd + ("path", "path_"), sU1_mcse, {"description": "Monte-Carlo standard error"})
-        coords["sampler_settings"] = ("sampler", [json.dumps(s.sample, sort_keys=True) for s in config.sampling])
+    idx = dict(P={p: i for i, p in enumerate(config.P)}, heads={lab: i for i, lab in enumerate(labels)},
+               seed={s: i for i, s in enumerate(config.seed)}, T={t: i for i, t in enumerate(config.T)},
+               N={n: i for i, n in enumerate(config.N)})
+    arr = _empty_arrays(config, labels, dmax)
+    finished_points = _fill(arr, idx, [s.name for s in config.sampling], payloads)
+    data, coords = _variables(config, labels, dmax, arr)
     ds = xr.Dataset(data, coords=coords)
-    seeds = dict(data_seeds=list(config.seed), head_seed=config.head_seed,
-                 sampler_seeds={s.name: s.sample.get("seed", 0) for s in config.sampling})
-    ds.attrs = dict(
-        title=f"smtheory sweep {config.name!r}", name=config.name, task=config.task, network=config.network,
-        continuation=config.continuation, config=json.dumps(config.to_dict(), sort_keys=True),
-        config_path=str(config_path or ""), seeds=json.dumps(seeds, sort_keys=True),
-        versions=json.dumps(_versions(versions()), sort_keys=True), commit=str(git_commit() or "unknown"),
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), run=json.dumps(run or {}, sort_keys=True),
-        theory_points=int(finished_points), theory_points_expected=int(config.n_theory_points),
-        conventions="THEORY.md §1-§5; U1 indexed by flattened paths (h_1 most significant)",
-    )
+    ds.attrs = _attributes(config, config_path, run, finished_points)
     return ds
 
 

@@ -35,6 +35,10 @@ import warnings
 from dataclasses import dataclass, field
 
 from smtheory.checks import InputError
+from smtheory.records import RECORD_SCHEMA
+
+from . import store
+from .store import heads_label
 
 __all__ = ["SweepConfig", "SamplingSetting", "load_config", "parse_config", "make_tasks", "run_task",
            "run_sweep", "task_id", "heads_label", "TASKS_DIR", "RESULTS_FILE"]
@@ -49,11 +53,6 @@ _GRID_KEYS = {"N", "T", "P", "heads", "seed"}
 _SAMPLING_KEYS = {"name", "sampler", "N", "T", "chains", "steps", "burnin", "thin", "step_size", "seed",
                   "dtype", "chunk"}
 _DESIGNED = {(2, 2): 4, (2, 1): 2}  # heads of the designed Markov networks of THEORY §5 -> "paths"
-
-
-def heads_label(heads):
-    """``(2, 2) -> "2x2"``: the label of an architecture on the ``heads`` axis of the store."""
-    return "x".join(str(int(h)) for h in heads)
 
 
 @dataclass(frozen=True)
@@ -194,14 +193,8 @@ def _unknown(section, table, allowed):
                          f"expected one of {', '.join(sorted(allowed))}")
 
 
-def parse_config(raw):
-    """Validate a parsed TOML document and return a :class:`SweepConfig`.
-
-    Raises
-    ------
-    smtheory.checks.InputError
-        Naming the offending key and what was expected.
-    """
+def _sections(raw):
+    """Check the top-level layout of a sweep TOML document and return its ``[sweep]`` and ``[grid]`` tables."""
     if not isinstance(raw, dict):
         raise InputError("config: expected a TOML table")
     _unknown("", raw, {"sweep", "grid", "sampling"})
@@ -215,7 +208,11 @@ def parse_config(raw):
     _unknown("grid", grid, _GRID_KEYS)
     if "N" not in grid:
         raise InputError("config key 'grid.N': expected a list of widths, but it is missing")
+    return sw, grid
 
+
+def _sweep_settings(sw):
+    """The scalar settings of the ``[sweep]`` table (all but ``variances``), validated, as a dict."""
     task = sw.get("task", "markov")
     if task != "markov":
         raise _err("sweep.task", "'markov' (the hidden-Markov task of THEORY §5)", task)
@@ -237,7 +234,12 @@ def parse_config(raw):
     readout = sw.get("readout", "last")
     if readout != "last":
         raise _err("sweep.readout", "'last' (the Markov task is defined with the last-token readout)", readout)
+    return dict(name=name, task=task, network=network, n_test=n_test, head_seed=head_seed,
+                head_strength=head_strength, continuation=continuation, tol=tol)
 
+
+def _grid_axes(grid, network):
+    """The axes ``N, T, P, heads, seed`` of the ``[grid]`` table (THEORY §1, §5), validated and sorted."""
     N = tuple(sorted(_list("grid.N", grid["N"], _width)))
     T = tuple(sorted(_list("grid.T", grid.get("T", [0.01]), _float)))
     P = tuple(sorted(_list("grid.P", grid.get("P", [100]), _int)))
@@ -254,8 +256,11 @@ def parse_config(raw):
                 raise _err(f"grid.heads[{i}]", "[2, 2] or [2, 1] for the designed networks of THEORY §5 "
                            "(set sweep.network = 'random' for other heads)", list(h))
     seed = tuple(sorted(_list("grid.seed", grid.get("seed", [0]), lambda k, v: _seed(k, v, span=2))))
-    _check_sizes(P, n_test, heads)
+    return dict(N=N, T=T, P=P, heads=heads, seed=seed)
 
+
+def _variances(sw, heads):
+    """Prior variances ``(σ0², σ1²..σL², σa²)`` of ``sweep.variances`` (one per layer plus two), or None."""
     variances = sw.get("variances")
     if variances is not None:
         variances = _list("sweep.variances", variances, _float)
@@ -263,47 +268,71 @@ def parse_config(raw):
         if len(lengths) != 1 or len(variances) not in lengths:
             raise _err("sweep.variances", f"L + 2 = {sorted(lengths)} prior variances (s0, s1..sL, sa) for "
                        "every architecture of grid.heads", list(variances))
+    return variances
 
+
+def _sampling_setting(i, s, N, T):
+    """The ``i``-th ``[[sampling]]`` table as a :class:`SamplingSetting` (on the grid's ``N`` and ``T``)."""
+    key = f"sampling[{i}]"
+    if not isinstance(s, dict):
+        raise _err(key, "a table", s)
+    _unknown(key, s, _SAMPLING_KEYS)
+    sname = s.get("name", f"s{i}")
+    if not isinstance(sname, str) or not sname:
+        raise _err(f"{key}.name", "a non-empty string", sname)
+    sN = tuple(sorted(_list(f"{key}.N", s.get("N", []), _int)))
+    for n in sN:
+        if n not in N:
+            raise _err(f"{key}.N", f"widths taken from grid.N = {list(N)}", list(sN))
+    sT = tuple(sorted(_list(f"{key}.T", s.get("T", list(T)), _float)))
+    for t in sT:
+        if t not in T:
+            raise _err(f"{key}.T", f"temperatures taken from grid.T = {list(T)}", list(sT))
+    kwargs = {k: s[k] for k in ("sampler", "chains", "steps", "burnin", "thin", "step_size", "seed", "dtype",
+                                "chunk") if k in s}
+    kwargs.setdefault("sampler", "gibbs")
+    try:
+        from smtheory.sims.run import SampleConfig
+
+        SampleConfig(**kwargs)
+    except InputError as exc:
+        raise InputError(f"config key {key!r}: {exc}") from None
+    except TypeError as exc:
+        raise InputError(f"config key {key!r}: {exc}") from None
+    return SamplingSetting(name=sname, N=sN, T=sT, sample=kwargs)
+
+
+def _sampling_settings(raw, N, T):
+    """All ``[[sampling]]`` tables of the document (THEORY §4) as a tuple of :class:`SamplingSetting`."""
     sampling_raw = raw.get("sampling", [])
     if isinstance(sampling_raw, dict):
         sampling_raw = [sampling_raw]
     if not isinstance(sampling_raw, list):
         raise _err("sampling", "[[sampling]] tables", sampling_raw)
-    settings = []
-    for i, s in enumerate(sampling_raw):
-        key = f"sampling[{i}]"
-        if not isinstance(s, dict):
-            raise _err(key, "a table", s)
-        _unknown(key, s, _SAMPLING_KEYS)
-        sname = s.get("name", f"s{i}")
-        if not isinstance(sname, str) or not sname:
-            raise _err(f"{key}.name", "a non-empty string", sname)
-        sN = tuple(sorted(_list(f"{key}.N", s.get("N", []), _int)))
-        for n in sN:
-            if n not in N:
-                raise _err(f"{key}.N", f"widths taken from grid.N = {list(N)}", list(sN))
-        sT = tuple(sorted(_list(f"{key}.T", s.get("T", list(T)), _float)))
-        for t in sT:
-            if t not in T:
-                raise _err(f"{key}.T", f"temperatures taken from grid.T = {list(T)}", list(sT))
-        kwargs = {k: s[k] for k in ("sampler", "chains", "steps", "burnin", "thin", "step_size", "seed", "dtype",
-                                    "chunk") if k in s}
-        kwargs.setdefault("sampler", "gibbs")
-        try:
-            from smtheory.sims.run import SampleConfig
-
-            SampleConfig(**kwargs)
-        except InputError as exc:
-            raise InputError(f"config key {key!r}: {exc}") from None
-        except TypeError as exc:
-            raise InputError(f"config key {key!r}: {exc}") from None
-        settings.append(SamplingSetting(name=sname, N=sN, T=sT, sample=kwargs))
+    settings = [_sampling_setting(i, s, N, T) for i, s in enumerate(sampling_raw)]
     if len({s.name for s in settings}) != len(settings):
         raise _err("sampling.name", "distinct names", [s.name for s in settings])
+    return tuple(settings)
 
-    return SweepConfig(name=name, task=task, network=network, n_test=n_test, head_seed=head_seed,
-                       head_strength=head_strength, continuation=continuation, tol=tol, variances=variances,
-                       N=N, T=T, P=P, heads=heads, seed=seed, sampling=tuple(settings), raw=copy.deepcopy(raw))
+
+def parse_config(raw):
+    """Validate a parsed TOML document and return a :class:`SweepConfig`.
+
+    The checks run in the order of the document's format (``docs/sweeps.md``): layout, ``[sweep]``,
+    ``[grid]`` and its memory footprint, ``sweep.variances``, ``[[sampling]]``; the first failure is reported.
+
+    Raises
+    ------
+    smtheory.checks.InputError
+        Naming the offending key and what was expected.
+    """
+    sw, grid = _sections(raw)
+    settings = _sweep_settings(sw)
+    axes = _grid_axes(grid, settings["network"])
+    _check_sizes(axes["P"], settings["n_test"], axes["heads"])
+    variances = _variances(sw, axes["heads"])
+    sampling = _sampling_settings(raw, axes["N"], axes["T"])
+    return SweepConfig(**settings, variances=variances, **axes, sampling=sampling, raw=copy.deepcopy(raw))
 
 
 def _check_sizes(P, n_test, heads):
@@ -344,7 +373,8 @@ def make_tasks(config: SweepConfig):
 
     Each task is a JSON-serialisable dict; :func:`run_task` executes it anywhere.
     """
-    common = dict(tol=config.tol, variances=list(config.variances) if config.variances else None)
+    common = dict(tol=config.tol, variances=list(config.variances) if config.variances else None,
+                  record_schema=RECORD_SCHEMA)
     tasks = []
     for P in config.P:
         for heads in config.heads:
@@ -406,8 +436,6 @@ def _spec(task, problem, N, T):
 
 
 def _theory(task):
-    import numpy as np
-
     from smtheory.predictor import predictor_statistics
     from smtheory.solvers.numeric import continuation
 
@@ -422,17 +450,11 @@ def _theory(task):
     rows = []
     for (N, T), res in zip(points, results):
         st = predictor_statistics(problem, res.spec, res.U1)
-        rows.append(dict(N=N, T=T, converged=bool(res.converged), message=res.message,
-                         U1=np.asarray(res.U1).tolist(), U_a=float(res.U_a), action=float(res.action),
-                         grad_norm=float(res.grad_norm), hessian_min_eig=float(res.hessian_min_eig),
-                         max_residual=float(res.max_residual), iterations=int(res.iterations),
-                         solve_time=float(res.time), accuracy=float(st.accuracy),
-                         gaussian_accuracy=float(st.gaussian_accuracy),
-                         generalization_error=float(st.generalization_error)))
+        rows.append(dict(N=N, T=T, **res.to_record(), **st.to_record()))
     gp = []
     for T in sorted({t for _, t in points}):
         st = predictor_statistics(problem, _spec(task, problem, task["N"][0], T), gp=True)
-        gp.append(dict(T=T, accuracy=float(st.accuracy), generalization_error=float(st.generalization_error)))
+        gp.append(dict(T=T, **st.to_record()))
     return dict(points=rows, gp=gp, path_names=list(problem.path_names) if problem.path_names else None)
 
 
@@ -447,13 +469,8 @@ def _sample(task):
         settings = dict(task["settings"])
         settings.setdefault("max_steps", settings.get("steps", SampleConfig.steps))  # a sweep runs what it names
         res = sample(problem, spec, SampleConfig(**settings), progress=False)
-    return dict(point=dict(N=task["N"], T=task["T"], accuracy=float(res.test_accuracy),
-                           accuracy_mcse=float(res.test_accuracy_mcse),
-                           generalization_error=float(res.generalization_error),
-                           generalization_error_mcse=float(res.generalization_error_mcse),
-                           U1=res.U1_sampled.tolist(), U1_mcse=res.U1_mcse.tolist(), rhat_max=float(res.rhat_max),
-                           ess_min=float(res.ess_min), converged=bool(res.converged),
-                           time=time.perf_counter() - t0),
+    point = dict(N=task["N"], T=task["T"], **res.to_record(traces=False), wall_time=time.perf_counter() - t0)
+    return dict(point=point,
                 path_names=list(problem.path_names) if problem.path_names else None)
 
 
@@ -566,8 +583,6 @@ def run_sweep(config, out_dir="smtheory-sweep", *, scheduler=None, workers=1, re
 def _run_locked(config, out_dir, scheduler, workers, resume, progress, config_path):
     """:func:`run_sweep` while this process holds the lock of ``out_dir``."""
     from smtheory.io import write_json_atomic
-
-    from . import store
 
     manifest = os.path.join(out_dir, MANIFEST_FILE)
     if os.path.exists(manifest) and not resume:

@@ -323,9 +323,20 @@ def build_action(arch, kernels="phi", *, n_train=None, y=None):
         arch = from_spec(arch)
     if not isinstance(arch, SymbolicArchitecture):
         raise InputError("arch must be a SymbolicArchitecture (smtheory.solvers.symbolic.architecture) or a ModelSpec")
-    heads, L = arch.heads, arch.n_layers
-    N, var, T = arch.widths, arch.variances, arch.temperature
     names = {}
+    U, entries, Ua = _order_parameters(arch, names)
+    prior = _prior_action(arch, U, Ua)
+    root = _readout_root(arch, U)
+    mode, phi, C, Y, energy, egrad = _data_term(arch, U, entries, names, kernels, n_train, y)
+    n1 = arch.n_paths * (arch.n_paths + 1) // 2
+    egrad = egrad + [sp.Integer(0)] * (len(entries) - n1)
+    return SymbolicAction(arch=arch, U=U, Ua=Ua, entries=tuple(entries), prior=prior, energy=energy,
+                          energy_gradient=egrad, readout_root=root, kernel_mode=mode, phi=phi, C=C, Y=Y,
+                          latex_names=names)
+
+
+def _order_parameters(arch, names):
+    """Symmetric symbol matrices ``U_1..U_L``, their independent entries and ``U_a`` (names added to ``names``)."""
     U, entries = [], []
     for l, d in enumerate(arch.partial_paths):
         M, e = _sym_matrix(f"U{l + 1}", d, "U^{{(" + str(l + 1) + ")}}_{{{i}{j}}}", names)
@@ -333,8 +344,13 @@ def build_action(arch, kernels="phi", *, n_train=None, y=None):
         entries += e
     Ua = sp.Symbol("U_a", positive=True)
     names[Ua] = "U_a"
+    return U, entries, Ua
 
-    # entropic part, THEORY §3
+
+def _prior_action(arch, U, Ua):
+    """The entropic part of the action, THEORY §3 (``U_a`` kept as a symbol)."""
+    heads, L = arch.heads, arch.n_layers
+    N, var = arch.widths, arch.variances
     prior = N[-1] * (Ua / var[-1] - sp.log(Ua))
     for l in range(L):
         H = heads[l]
@@ -347,76 +363,84 @@ def build_action(arch, kernels="phi", *, n_train=None, y=None):
             trace = (nxt.adjugate() * partial_trace(U[l], H)).trace() / det_next
             logdet_next = sp.log(det_next)
         prior += N[l] * (trace / var[l + 1] - sp.log(_det(U[l])) + H * logdet_next)
+    return prior
 
-    # U_a closed form, THEORY §3
-    H_L, N_L, N_a = heads[-1], N[-2], N[-1]
+
+def _readout_root(arch, U):
+    """The positive root of ``U_a² + β U_a − γ = 0`` (``U_a`` in closed form, THEORY §3)."""
+    N, var = arch.widths, arch.variances
+    H_L, N_L, N_a = arch.heads[-1], N[-2], N[-1]
     beta = var[-1] * (H_L * N_L / N_a - 1)
     gamma = U[-1].trace() * N_L * var[-1] / (N_a * var[-2])
-    root = (-beta + sp.sqrt(beta**2 + 4 * gamma)) / 2
+    return (-beta + sp.sqrt(beta**2 + 4 * gamma)) / 2
 
+
+def _data_term(arch, U, entries, names, kernels, n_train, y):
+    """``(mode, Φ, C, Y, energy, ∂energy/∂U_1 entries)`` of the data term (module docstring, THEORY §3)."""
     D = arch.n_paths
-    n1 = D * (D + 1) // 2
     phi = C = Y = None
     if isinstance(kernels, str) and kernels == "phi":
-        mode = "phi"
         phi, _ = _sym_matrix("Phi", D, r"\Phi_{{{i}{j}}}", names, positive_diagonal=False)
-        energy = _ENERGY
         names[_ENERGY] = "E"
-        egrad = []
-        for i in range(D):
-            for j in range(i, D):
-                egrad.append(phi[i, j] if i == j else 2 * phi[i, j])
+        egrad = [phi[i, j] if i == j else 2 * phi[i, j] for i in range(D) for j in range(i, D)]
+        return "phi", phi, C, Y, _ENERGY, egrad
+    if isinstance(kernels, str) and kernels == "generic":
+        mode = "generic"
+        C, Y = _generic_kernels(D, n_train, names)
     else:
-        if isinstance(kernels, str) and kernels == "generic":
-            mode = "generic"
-            if n_train is None:
-                raise InputError("n_train is required with kernels='generic'")
-            P = positive_int("n_train", n_train)
-            if P > MAX_GENERIC_TRAIN:
-                raise InputError(f"n_train: generic symbolic kernels are limited to {MAX_GENERIC_TRAIN} training "
-                                 f"points (the energy is a P x P determinant in D²P² symbols), got {P}")
-            C = [[None] * D for _ in range(D)]
-            for a in range(D):
-                for b in range(a, D):
-                    M = sp.zeros(P, P)
-                    for mu in range(P):
-                        for nu in range(P):
-                            if a == b and nu < mu:
-                                M[mu, nu] = M[nu, mu]
-                                continue
-                            s = sp.Symbol(f"C{a + 1}{b + 1}[{mu + 1},{nu + 1}]", real=True)
-                            names[s] = f"C^{{({a + 1}{b + 1})}}_{{{mu + 1}{nu + 1}}}"
-                            M[mu, nu] = s
-                    C[a][b] = M
-                    C[b][a] = M.T
-            ys = [sp.Symbol(f"y_{mu + 1}", real=True) for mu in range(P)]
-            for mu, s in enumerate(ys):
-                names[s] = f"y_{{{mu + 1}}}"
-            Y = sp.Matrix(ys)
-        else:
-            mode = "matrices"
-            arr = finite_array("kernels", kernels, ndim=4)
-            if arr.shape[:2] != (D, D) or arr.shape[2] != arr.shape[3]:
-                raise InputError(f"kernels must have shape [D={D}, D={D}, P, P], got {arr.shape}")
-            P = arr.shape[2]
-            if P > MAX_EXPLICIT_TRAIN:
-                raise InputError(f"kernels: explicit symbolic energies are limited to P ≤ {MAX_EXPLICIT_TRAIN} training "
-                                 f"points (a P x P symbolic determinant), got P = {P}")
-            if not np.allclose(arr, np.transpose(arr, (1, 0, 3, 2)), rtol=1e-12, atol=1e-14 * np.abs(arr).max()):
-                raise InputError("kernels must satisfy C[π, π'] = C[π', π]^T (path-pair kernels of one feature map)")
-            if y is None:
-                raise InputError("y (the P training labels) is required with given kernels")
-            yv = finite_array("y", y, ndim=1)
-            if yv.shape[0] != P:
-                raise InputError(f"y must have P = {P} labels, got {yv.shape[0]}")
-            C = [[sp.Matrix(P, P, lambda i, j, a=a, b=b: sp.Float(arr[a, b, i, j], 17)) for b in range(D)]
-                 for a in range(D)]
-            Y = sp.Matrix([sp.Float(v, 17) for v in yv])
-        energy, egrad = _explicit_energy(U[0], C, Y, T, entries[:n1])
-    egrad = egrad + [sp.Integer(0)] * (len(entries) - n1)
-    return SymbolicAction(arch=arch, U=U, Ua=Ua, entries=tuple(entries), prior=prior, energy=energy,
-                          energy_gradient=egrad, readout_root=root, kernel_mode=mode, phi=phi, C=C, Y=Y,
-                          latex_names=names)
+        mode = "matrices"
+        C, Y = _given_kernels(D, kernels, y)
+    energy, egrad = _explicit_energy(U[0], C, Y, arch.temperature, entries[:D * (D + 1) // 2])
+    return mode, phi, C, Y, energy, egrad
+
+
+def _generic_kernels(D, n_train, names):
+    """Symbolic path-pair kernels ``C^{ππ'}`` (``C^{ππ}`` symmetric, ``C^{π'π} = C^{ππ'ᵀ}``) and labels ``y``."""
+    if n_train is None:
+        raise InputError("n_train is required with kernels='generic'")
+    P = positive_int("n_train", n_train)
+    if P > MAX_GENERIC_TRAIN:
+        raise InputError(f"n_train: generic symbolic kernels are limited to {MAX_GENERIC_TRAIN} training "
+                         f"points (the energy is a P x P determinant in D²P² symbols), got {P}")
+    C = [[None] * D for _ in range(D)]
+    for a in range(D):
+        for b in range(a, D):
+            M = sp.zeros(P, P)
+            for mu in range(P):
+                for nu in range(P):
+                    if a == b and nu < mu:
+                        M[mu, nu] = M[nu, mu]
+                        continue
+                    s = sp.Symbol(f"C{a + 1}{b + 1}[{mu + 1},{nu + 1}]", real=True)
+                    names[s] = f"C^{{({a + 1}{b + 1})}}_{{{mu + 1}{nu + 1}}}"
+                    M[mu, nu] = s
+            C[a][b] = M
+            C[b][a] = M.T
+    ys = [sp.Symbol(f"y_{mu + 1}", real=True) for mu in range(P)]
+    for mu, s in enumerate(ys):
+        names[s] = f"y_{{{mu + 1}}}"
+    return C, sp.Matrix(ys)
+
+
+def _given_kernels(D, kernels, y):
+    """Numeric kernels ``[D, D, P, P]`` and labels as SymPy floats (17 digits), validated."""
+    arr = finite_array("kernels", kernels, ndim=4)
+    if arr.shape[:2] != (D, D) or arr.shape[2] != arr.shape[3]:
+        raise InputError(f"kernels must have shape [D={D}, D={D}, P, P], got {arr.shape}")
+    P = arr.shape[2]
+    if P > MAX_EXPLICIT_TRAIN:
+        raise InputError(f"kernels: explicit symbolic energies are limited to P ≤ {MAX_EXPLICIT_TRAIN} training "
+                         f"points (a P x P symbolic determinant), got P = {P}")
+    if not np.allclose(arr, np.transpose(arr, (1, 0, 3, 2)), rtol=1e-12, atol=1e-14 * np.abs(arr).max()):
+        raise InputError("kernels must satisfy C[π, π'] = C[π', π]^T (path-pair kernels of one feature map)")
+    if y is None:
+        raise InputError("y (the P training labels) is required with given kernels")
+    yv = finite_array("y", y, ndim=1)
+    if yv.shape[0] != P:
+        raise InputError(f"y must have P = {P} labels, got {yv.shape[0]}")
+    C = [[sp.Matrix(P, P, lambda i, j, a=a, b=b: sp.Float(arr[a, b, i, j], 17)) for b in range(D)]
+         for a in range(D)]
+    return C, sp.Matrix([sp.Float(v, 17) for v in yv])
 
 
 def _explicit_energy(U1, C, Y, T, gens):

@@ -314,9 +314,30 @@ def deep_linear_solution(spec: ModelSpec, problem=None, *, kernel=None, y=None, 
                          f"eigenvalues, L = {L}); the limit is {MAX_POLYNOMIAL_DEGREE}: use fewer training points "
                          "or the numeric solver")
     arch = from_spec(spec)
+    m, Us, Ua_m, sa, ok = _deep_linear_reduction(arch)
+    u, E, poly = _deep_linear_polynomial(arch, lam, yt, m, Us)
+    roots = poly.nroots(n=digits, maxsteps=400)
+
+    def action_at(mval):
+        uv = [e.xreplace({m: mval}) for e in Us]
+        S = sa.prior.xreplace({**{sa.U[l][0, 0]: uv[l] for l in range(L)}, sa.Ua: Ua_m.xreplace({m: mval})})
+        return sp.N(S + E.xreplace({u: uv[0]}), digits)
+
+    mval, physical, reason = _physical_root(roots, action_at, min(int(w) for w in arch.widths))
+    U_vals = [np.array([[float(e.xreplace({m: mval}))]]) for e in Us]
+    return DeepLinearSolution(U_vals, float(Ua_m.xreplace({m: mval})), mval, poly, list(roots), physical, reason,
+                              bool(ok), lam)
+
+
+def _deep_linear_reduction(arch):
+    """The parameterisation by ``m`` (module docstring) and its symbolic verification, THEORY §3.
+
+    Returns ``(m, [U_1(m)..U_L(m)], U_a(m), action, verified)``: ``verified`` says that every layer equation
+    and the ``U_a`` equation hold identically and that the bottom equation becomes ``m + U_1 Φ = 0``.
+    """
+    L = arch.n_layers
     N, var = arch.widths, arch.variances
-    m, u = sp.Symbol("m", real=True), sp.Symbol("u", positive=True)
-    # parameterisation by m (module docstring), and its symbolic verification
+    m = sp.Symbol("m", real=True)
     factors = [1 + m / N[l] for l in range(L)] + [1 + m / N[-1]]
     Us = [sp.Mul(*[var[k + 1] for k in range(l, L + 1)]) * sp.Mul(*factors[l:]) for l in range(L)]
     Ua_m = var[-1] * factors[-1]
@@ -328,8 +349,13 @@ def deep_linear_solution(spec: ModelSpec, problem=None, *, kernel=None, y=None, 
     ok = all(sp.simplify(eq.gradient[l].xreplace(sub)) == 0 for l in range(1, L))
     ok = ok and sp.simplify(eq.readout.xreplace(sub)) == 0
     ok = ok and sp.simplify(eq.gradient[0].xreplace(sub) * Us[0] - (m + Us[0] * phi)) == 0
+    return m, Us, Ua_m, sa, ok
 
-    # energy with exact rational eigen-data and its derivative Φ(u)
+
+def _deep_linear_polynomial(arch, lam, yt, m, Us):
+    """``(u, E(u), poly)``: the energy in ``u = U_1`` with exact rational eigen-data, and the numerator
+    polynomial in ``m`` of ``m + U_1(m) Φ(U_1(m))`` whose roots are the stationary points."""
+    u = sp.Symbol("u", positive=True)
     T = arch.temperature
     lam_q = [sp.Rational(float(v)) for v in lam]
     y2_q = [sp.Rational(float(v)) ** 2 for v in yt]
@@ -337,14 +363,11 @@ def deep_linear_solution(spec: ModelSpec, problem=None, *, kernel=None, y=None, 
     Phi = sp.diff(E, u)
     F = sp.together((m + u * Phi).xreplace({u: Us[0]}))
     num, _ = sp.fraction(F)
-    poly = sp.Poly(sp.expand(num), m)
-    roots = poly.nroots(n=digits, maxsteps=400)
-    def action_at(mval):
-        uv = [e.xreplace({m: mval}) for e in Us]
-        S = sa.prior.xreplace({**{sa.U[l][0, 0]: uv[l] for l in range(L)}, sa.Ua: Ua_m.xreplace({m: mval})})
-        return sp.N(S + E.xreplace({u: uv[0]}), digits)
+    return u, E, sp.Poly(sp.expand(num), m)
 
-    n_min = min(int(w) for w in N)
+
+def _physical_root(roots, action_at, n_min):
+    """The real root with ``m > −min N`` of smallest action: ``(m, physical roots with actions, reason)``."""
     physical = []
     for r in roots:
         if not r.is_real:
@@ -361,10 +384,7 @@ def deep_linear_solution(spec: ModelSpec, problem=None, *, kernel=None, y=None, 
         reason += "; picked the one with the smallest action"
     else:
         reason += "; the physical root is unique"
-    mval = best["m"]
-    U_vals = [np.array([[float(e.xreplace({m: mval}))]]) for e in Us]
-    return DeepLinearSolution(U_vals, float(Ua_m.xreplace({m: mval})), mval, poly, list(roots), physical, reason,
-                              bool(ok), lam)
+    return best["m"], physical, reason
 
 
 # --------------------------------------------------------------------------------------------- commuting kernels
@@ -486,6 +506,26 @@ def commuting_kernel_solution(spec: ModelSpec, problem=None, *, kernel=None, y=N
         raise InputError(f"the reduced system would have {n_unknowns} unknowns, more than {MAX_REDUCED_UNKNOWNS}")
 
     sa = build_action(arch)
+    diag_sub, diag_vars, off_ok = _diagonal_reduction(sa)
+    S = sa.prior.xreplace(diag_sub) + _reduced_energy(sa, arch, lambdas, yt)
+    unknowns = diag_vars + [sa.Ua]
+    equations = [sp.diff(S, v) for v in unknowns]
+    gp_U, gp_a = spec.gp_order_parameters()
+    x0 = [float(np.diag(U)[i]) for U in gp_U for i in range(U.shape[0])] + [gp_a]
+    vals, it, res = _positive_newton(unknowns, equations, x0, digits, max_iter)
+    U, k = [], 0
+    for d in arch.partial_paths:
+        U.append(np.diag(vals[k:k + d]))
+        k += d
+    return CommutingKernelSolution(U, vals[-1], lambdas, yt, equations, unknowns, res, bool(off_ok), it)
+
+
+def _diagonal_reduction(sa):
+    """Diagonal ``U_ℓ``: ``(substitution of the off-diagonal entries by 0, diagonal symbols, verified)``.
+
+    ``verified``: every off-diagonal equation of the full action vanishes identically at diagonal ``U_ℓ``
+    (prior part by SymPy; energy part at ``Φ = 0``, the cross-path kernels being zero).
+    """
     eq = saddle_point_equations(sa, simplify="none")
     diag_sub = {}
     diag_vars, diag_idx = [], []
@@ -501,8 +541,11 @@ def commuting_kernel_solution(spec: ModelSpec, problem=None, *, kernel=None, y=N
     off_ok = all(sp.simplify(eq.prior_part[k].xreplace(diag_sub)) == 0 for k in off_idx)
     off_ok = off_ok and all(eq.energy_part[k].xreplace(zero_phi) == 0 for k in off_idx if k < len(eq.energy_part)
                             and sa.entries[k] in sa.U[0])
+    return diag_sub, diag_vars, off_ok
 
-    # reduced energy, one scalar κ_k per eigen-direction
+
+def _reduced_energy(sa, arch, lambdas, yt):
+    """``Σ_k ln(T + κ_k) + ỹ_k²/(T + κ_k)`` with one scalar ``κ_k = Σ_π λ^π_k U_1[π, π]`` per eigen-direction."""
     T = arch.temperature
     D = arch.n_paths
     u1 = [sa.U[0][a, a] for a in range(D)]
@@ -510,10 +553,14 @@ def commuting_kernel_solution(spec: ModelSpec, problem=None, *, kernel=None, y=N
     for k in range(lambdas.shape[0]):
         kappa = sp.Add(*[sp.Float(lambdas[k, a], 17) * u1[a] for a in range(D)])
         E += sp.log(T + kappa) + sp.Float(yt[k] ** 2, 17) / (T + kappa)
-    prior = sa.prior.xreplace(diag_sub)
-    S = prior + E
-    unknowns = diag_vars + [sa.Ua]
-    equations = [sp.diff(S, v) for v in unknowns]
+    return E
+
+
+def _positive_newton(unknowns, equations, x0, digits, max_iter):
+    """Damped Newton in mpmath on the reduced equations, kept in the positive orthant.
+
+    Returns ``(solution as floats, iterations, largest absolute residual)``.
+    """
     f = lambdify(unknowns, equations, backend="mpmath")
     n_u = len(unknowns)
     jac_flat = lambdify(unknowns, [sp.diff(e, v) for e in equations for v in unknowns], backend="mpmath")
@@ -521,8 +568,6 @@ def commuting_kernel_solution(spec: ModelSpec, problem=None, *, kernel=None, y=N
     def jac(*x):
         vals = jac_flat(*x)
         return [vals[i * n_u:(i + 1) * n_u] for i in range(n_u)]
-    gp_U, gp_a = spec.gp_order_parameters()
-    x0 = [float(np.diag(U)[i]) for U in gp_U for i in range(U.shape[0])] + [gp_a]
     with mpmath.workdps(digits + 10):
         x = mpmath.matrix([mpmath.mpf(v) for v in x0])
         it = 0
@@ -550,11 +595,7 @@ def commuting_kernel_solution(spec: ModelSpec, problem=None, *, kernel=None, y=N
     vals = [float(v) for v in x]
     if any(v <= 0 for v in vals):
         raise RuntimeError("the reduced solution is not positive")
-    U, k = [], 0
-    for d in arch.partial_paths:
-        U.append(np.diag(vals[k:k + d]))
-        k += d
-    return CommutingKernelSolution(U, vals[-1], lambdas, yt, equations, unknowns, res, bool(off_ok), it)
+    return vals, it, res
 
 
 def deep_linear_scalar_equation(L, widths=None, variances=None):
