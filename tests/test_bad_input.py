@@ -330,7 +330,7 @@ class _FakeResult:
     def converged(self):
         return bool(self.rhat_max <= 1.01)
 
-    def to_dict(self):
+    def to_record(self, traces=True):
         return dict(rhat_max=self.rhat_max, U1_mcse=self.U1_mcse, converged=self.converged)
 
 

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import smtheory.sims
+from smtheory import sims
 import smtheory
-import smtheory.solvers
+from smtheory import solvers
 from smtheory import InputError
 from smtheory.validation import finite_size as fs
 from smtheory.validation.finite_size_report import write_report

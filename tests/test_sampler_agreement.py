@@ -4,6 +4,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import smtheory as smt
 from smtheory.sims.posterior import make_posterior
@@ -54,6 +55,7 @@ def _nuts(post, prob, chains=2, warmup=500, samples=1500, seed=0):
     return np.asarray(jnp.mean(obs["U1"], 0)), np.asarray(jnp.mean(obs["f_test"], 0)), obs
 
 
+@pytest.mark.slow  # about 2.5 minutes; the overlap-vs-Gibbs agreement (test_collapsed_run) runs by default
 def test_all_samplers_and_nuts_agree_within_monte_carlo_error():
     prob = random_problem(heads=(2, 1), P=10, Q=8, N0=4, T=3, seed=3)
     spec = smt.ModelSpec(heads=(2, 1), widths=6, temperature=0.5)
