@@ -33,7 +33,7 @@ def test_spawned_worker_sees_the_flags(monkeypatch):
 
 
 def test_cpu_async_dispatch_is_off_after_import():
-    """Asynchronous CPU dispatch deadlocked a sampling run (smtheory/jax_setup.py): the package turns it off."""
+    """The package turns asynchronous CPU dispatch off (a precaution, smtheory/jax_setup.py) and float64 on."""
     import jax
 
     import smtheory  # noqa: F401
@@ -43,8 +43,9 @@ def test_cpu_async_dispatch_is_off_after_import():
 
 
 @pytest.mark.slow
-def test_the_point_that_deadlocked_with_async_dispatch_finishes():
-    """The demo's finite-size point N = 50, P = 50 hung forever with CPU async dispatch on (about 40 s now)."""
+def test_the_point_that_deadlocked_finishes():
+    """The demo's finite-size point N = 50, P = 50 hung forever on batched LAPACK calls (smtheory.sims.chains);
+    it finishes in about 1 minute now."""
     code = ("from smtheory.validation.finite_size import DEMO_FS, _compute_point; "
             "p = _compute_point(DEMO_FS, 50, 50, 0); print(p['status'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
