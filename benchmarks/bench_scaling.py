@@ -232,7 +232,7 @@ def run_point(P, D, args, out_path, mode):
     t0 = time.perf_counter()
     res = smtheory.solvers.solve(problem, spec, max_iter=args.max_iter)
     rec["solve_wall"] = time.perf_counter() - t0  # incl. JIT compilation and the certificate
-    rec.update(solve_time=res.time, iterations=res.iterations, n_evaluations=res.n_evaluations,
+    rec.update(solve_time=res.solve_time, compile_time=res.compile_time, iterations=res.iterations, n_evaluations=res.n_evaluations,
                converged=res.converged, max_residual=res.max_residual, hessian_min_eig=res.hessian_min_eig,
                grad_norm=res.grad_norm, method=res.method, message=res.message,
                diag_U1=[float(v) for v in np.diag(res.U1)])
@@ -387,7 +387,7 @@ def markdown(d):
              f"scipy {e['scipy']}, jax {e['jax']}; commit {e['git_commit'] or 'n/a'}; {e['date_utc']}. "
              f"{'Quick mode. ' if c['quick'] else ''}"
              f"Script wall time {d['script_wall_time']:.0f} s.\n")
-    L.append("`solve time` = `result.time` (optimiser only, no JIT, no certificate); `solve wall` = the whole "
+    L.append("`solve time` = `result.solve_time` (optimiser + certificate, JIT compilation excluded); `solve wall` = the whole "
              "`smtheory.solvers.solve` call in a fresh process (JIT compilation + optimiser + certificate). "
              "Peak RSS = `ru_maxrss` of the point's subprocess (includes the Python + JAX baseline, "
              "given as 'after imports'; for 'probe only' rows it is the peak up to the probes, without a solve); "

@@ -304,18 +304,19 @@ def test_regression_targets_solve_for_real(capsys, files, tmp_path):
 
 @pytest.mark.parametrize("sig, rc, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_interrupts_in_process(capsys, monkeypatch, sig, rc, word):
-    import smtheory.cli as cli
+    import smtheory.cli.app as app
+    import smtheory.cli.solve as solve_command
 
     def interrupted(args):
         os.kill(os.getpid(), sig)
         time.sleep(10)
         raise AssertionError("the signal did not interrupt the command")
 
-    monkeypatch.setattr(cli, "cmd_solve", interrupted)
+    monkeypatch.setattr(solve_command, "cmd_solve", interrupted)  # read by register() when main builds the parser
     got, _, err = _cli(capsys, SOLVE)
     assert got == rc
     _one_error_line(err, [word])
-    assert signal.getsignal(signal.SIGTERM) is not cli._on_sigterm  # the handler is restored
+    assert signal.getsignal(signal.SIGTERM) is not app._on_sigterm  # the handler is restored
 
 
 class _FakeResult:

@@ -96,3 +96,29 @@ def test_markov_task_cli(capsys, tmp_path):
     text = capsys.readouterr().out
     assert "GP(g)" in text and "GP(g+d)" in text
     assert json.loads(out.read_text())["path_names"] == ["g", "d"]
+
+
+@pytest.mark.parametrize("compile_time, shown", [(1.25, True), (0.0, False)])
+def test_solve_reports_compile_time_apart_from_solve_time(tmp_path, capsys, monkeypatch, compile_time, shown):
+    import smtheory.solvers
+    from smtheory.solvers.numeric import SaddlePointResult
+
+    def fake(spec):
+        return SaddlePointResult(U=[np.eye(spec.n_paths) * spec.gp_u1_scale()], U_a=0.0, action=0.0, grad_norm=0.0,
+                                 hessian_min_eig=1.0, residuals=[0.0], iterations=0, n_evaluations=0,
+                                 solve_time=0.5, compile_time=compile_time, converged=True, message="fake",
+                                 spec=spec, method="newton")
+
+    monkeypatch.setattr(smtheory.solvers, "continuation",
+                        lambda problem, spec, widths, tol: [fake(spec.replace(widths=w)) for w in widths])
+    data = _write_data(tmp_path / "d.npz")
+    assert main(["solve", "--data", str(data), "--width", "5", "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [ln for ln in lines if ln.split() and ln.split()[0] in ("5", "20")]
+    assert len(rows) == 2 and all(row.split()[-2] == "0.500" for row in rows)  # time[s]: the solve time
+    note = [ln for ln in lines if ln.startswith("compile time")]
+    if shown:
+        assert note == ["compile time (JIT, first call per shape): 2.5 s; solve times above exclude it"]
+        assert lines.index(note[0]) == lines.index(rows[-1]) + 1  # right after the table
+    else:
+        assert note == []

@@ -17,6 +17,7 @@ import smtheory
 from smtheory import solvers
 from smtheory import InputError
 from smtheory.validation import finite_size as fs
+from smtheory.validation.engine import TaskStore
 from smtheory.validation.finite_size_report import write_report
 
 U_STAR = np.array([[4.0, -1.0, 0.2, 0.0], [-1.0, 3.0, 0.0, 0.1], [0.2, 0.0, 0.5, 0.0], [0.0, 0.1, 0.0, 0.4]])
@@ -33,14 +34,19 @@ class Fakes:
 
     def solve(self, problem, spec, *a, **k):
         N = max(spec.widths)
-        return SimpleNamespace(U1=U_STAR, converged=N not in self.failed, message="fake", U_a=1.0, action=0.0,
-                               max_residual=0.0, hessian_min_eig=1.0)
+        res = SimpleNamespace(U1=U_STAR, converged=N not in self.failed, message="fake", U_a=1.0, action=0.0,
+                              max_residual=0.0, hessian_min_eig=1.0)
+        record = dict(vars(res), U1=U_STAR.tolist())  # the keys of SaddlePointResult.to_record used here
+        res.to_record = lambda: record
+        return res
 
     def continuation(self, problem, spec, widths, **k):
         return [self.solve(problem, spec.replace(widths=w)) for w in widths]
 
     def stats(self, problem, spec, U1):
-        return SimpleNamespace(accuracy=0.8, generalization_error=0.5)
+        st = SimpleNamespace(accuracy=0.8, generalization_error=0.5)
+        st.to_record = lambda: dict(test_accuracy=0.8, generalization_error=0.5)
+        return st
 
     def sample(self, problem, spec, config, progress=True, **k):
         self.samples += 1
@@ -107,12 +113,16 @@ def test_tiny_run_writes_all_files_and_resumes(tmp_path, fakes):
     assert len(rows) == 10 and {r["status"] for r in rows} == {"ok"}
     text = open(paths["report"]).read()
     assert "Fixed α = 1" in text and "Fixed P = 10" in text and "γ" in text
-    stage = os.path.join(out, "points", "N20_P20_s2.json")
+    store = TaskStore(os.path.join(out, "tasks"))
+    stage = store.path(fs._point_task(TINY, 20, 20, 2))
+    assert os.path.basename(stage).startswith("fs-N20-P20-s2-")
+    assert len(os.listdir(store.root)) == 10  # one task file per point
     before = os.path.getmtime(stage)
     again = fs.run_finite_size(TINY, out, progress=False)
     assert fakes.samples == 10 and again["reused"] == 10 and again["computed"] == 0
     assert os.path.getmtime(stage) == before
-    assert json.load(open(stage))["stage_key"]["N"] == 20
+    assert json.load(open(stage))["key"]["N"] == 20
+    assert again["points"] == [dict(p, reused=True) for p in res["points"]]  # as stored, fresh or reused
     # another sampler setting invalidates the stages
     fs.run_finite_size(TINY.replace(steps=40), out, progress=False)
     assert fakes.samples == 20
@@ -132,7 +142,7 @@ def test_interrupted_run_keeps_finished_points(tmp_path, fakes, monkeypatch):
     monkeypatch.setattr(sims, "sample", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         fs.run_finite_size(TINY, out, progress=False)
-    assert len(os.listdir(os.path.join(out, "points"))) == 2  # at most the point in progress is lost
+    assert len(os.listdir(os.path.join(out, "tasks"))) == 2  # at most the point in progress is lost
     monkeypatch.setattr(sims, "sample", real)
     res = fs.run_finite_size(TINY, out, progress=False)
     assert res["reused"] == 2 and res["computed"] == 8
@@ -158,7 +168,7 @@ def test_unconverged_points_are_flagged_and_excluded(tmp_path, monkeypatch):
 
 
 def test_point_differences_by_hand():
-    th = dict(U1=U_STAR, accuracy=0.7, generalization_error=0.4)
+    th = dict(U1=U_STAR, test_accuracy=0.7, generalization_error=0.4)
     d = np.zeros((4, 4))
     d[0, 1] = d[1, 0] = 0.2
     d[2, 2] = -0.1

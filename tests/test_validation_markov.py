@@ -14,7 +14,8 @@ import pytest
 
 from smtheory import InputError
 from smtheory.cli import main
-from smtheory.validation.markov import MarkovConfig, compare_width, run_markov
+from smtheory.validation.engine import TaskStore
+from smtheory.validation.markov import MarkovConfig, _sample_task, compare_width, run_markov
 from smtheory.validation.markov_report import check_claims, write_report
 
 # Agreement at the largest sampled width: P = 40, N = 5000, short but converged chains.
@@ -111,13 +112,19 @@ def test_outputs_are_written_with_provenance(reduced):
 
 
 def test_rerun_reuses_stages_and_resumes_sampling(reduced, tmp_path):
-    """A second run with the same configuration reuses every stage file; a deleted stage file is
-    recomputed from the sampler checkpoint and gives the same numbers."""
+    """A second run with the same configuration reuses every stage (one task file each in OUT/tasks/); a
+    deleted task file is recomputed from the sampler checkpoint and gives the same numbers."""
     res, out = reduced
+    store = TaskStore(os.path.join(out, "tasks"))
+    labels = sorted(f.rsplit("-", 1)[0] for f in os.listdir(store.root))
+    assert labels == sorted(["markov4-theory", "markov4-kernels", "markov4-sample-N10", f"markov4-sample-N{AGREE_N}",
+                             "markov4-gibbs-N10"])
     again = run_markov(REDUCED, out, progress=False)
     assert again["samples"][str(AGREE_N)]["U1_sampled"] == res["samples"][str(AGREE_N)]["U1_sampled"]
     assert again["wall_time"] < 0.5 * res["wall_time"]
-    os.unlink(os.path.join(out, f"markov4_sample_N{AGREE_N}.json"))
+    task = _sample_task(REDUCED, out, AGREE_N)
+    assert store.load_payload(task)["key"]["width"] == AGREE_N
+    os.unlink(store.path(task))
     redo = run_markov(REDUCED, out, progress=False)
     np.testing.assert_allclose(redo["samples"][str(AGREE_N)]["U1_sampled"],
                                res["samples"][str(AGREE_N)]["U1_sampled"], rtol=1e-12)

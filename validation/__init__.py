@@ -8,5 +8,6 @@
 - :mod:`smtheory.validation.sweep`, :mod:`smtheory.validation.store` — grids of theory and sampling runs, locally or on Dask,
   stored as labelled netCDF (``smtheory sweep``); see docs/sweeps.md.
 - :mod:`smtheory.validation.hypernetwork_figures` — the learned path metric versus the GP one (docs/attention.md).
-- ``cli_*`` modules — the subcommands registered in :mod:`smtheory.cli`.
+
+The commands that drive these experiments live in the command-line layer above, :mod:`smtheory.cli`.
 """

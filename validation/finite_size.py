@@ -19,9 +19,12 @@ falls with N as well).  This module measures it on the hidden-Markov task (docs/
    each with its Monte-Carlo standard error (MCSE) propagated from the sampler's MCSEs (linearised;
    for ``rel_max`` the MCSE of the maximising entry).  The *noise floor* ``rel_frob_noise =
    √(Σ MCSE²)/‖U_1*‖_F`` is what ``rel_frob`` would read if the true difference were zero.
-   Every point is one atomic JSON stage file ``points/N{N}_P{P}_s{seed}.json`` (a point shared by two
-   series, e.g. α = 1, N = 100 and P = 100, N = 100, is computed once); a rerun reuses the files whose
-   configuration key matches, so an interrupted run loses at most the points in progress.
+   Every point is one :class:`~smtheory.validation.engine.Task` of the experiment engine
+   (:mod:`smtheory.validation.engine`), stored as one atomic JSON file ``OUT/tasks/fs-N{N}-P{P}-s{seed}-<hash>.json``
+   (a point shared by two series, e.g. α = 1, N = 100 and P = 100, N = 100, is computed once); a rerun
+   reuses a point only if its stored key (:func:`_point_key`: the configuration it depends on) equals
+   the point's, so a changed configuration recomputes it and an interrupted run loses at most the points
+   in progress.
 2. **groups** — per series and N, the mean over data seeds of every quantity with its standard error
    (see :func:`group_statistics`: the spread over seeds, which already contains the Monte-Carlo error,
    floored by the pooled MCSE).  Points whose sampler missed R-hat ≤ 1.01 (or whose theory did not
@@ -36,7 +39,6 @@ a Markdown section and a CSV.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import resource
@@ -48,11 +50,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from smtheory.checks import MAX_WIDTH, InputError, integer, positive_int, seed as check_seed
+from smtheory.records import RECORD_SCHEMA
 
 __all__ = ["FiniteSizeConfig", "DEMO_FS", "FULL_FS", "QUANTITIES", "run_finite_size", "point_stage",
            "point_differences", "group_statistics", "fit_power_law", "fit_series"]
 
-#: Version of the point-stage format (part of every stage key).
+#: Version of the point format (part of every point's task key, with the record schema).
 STAGE_VERSION = 1
 #: Quantities averaged over seeds and fitted: relative max-entry and Frobenius |ΔU_1|, |Δ accuracy|,
 #: |Δ generalisation error|.  Signed ``dacc`` / ``dgen`` are averaged too (not fitted).
@@ -273,7 +276,7 @@ DEMO_FS = FiniteSizeConfig(alphas=(1.0,), widths=(20, 50, 100), max_train=100, d
 FULL_FS = FiniteSizeConfig(widths=(20, 80, 320, 1280), max_train=640, max_steps=1600)
 
 
-# ----------------------------------------------------------------------------- stage files
+# ----------------------------------------------------------------------------- tasks
 
 
 def _provenance(config):
@@ -285,24 +288,27 @@ def _provenance(config):
 
 
 def _point_key(config, N, P, seed):
-    """What a point depends on (a stage file is reused only when its key matches)."""
+    """What a point depends on: the key of its task (a stored point is reused only when it matches)."""
     d = config.to_dict()
     keep = ("paths", "head_seed", "n_test", "temperature", "chains", "burnin", "steps", "max_steps", "chunk",
             "sample_seed", "rhat_target")
-    return dict({k: d[k] for k in keep}, N=int(N), P=int(P), seed=int(seed), version=STAGE_VERSION)
+    return dict({k: d[k] for k in keep}, N=int(N), P=int(P), seed=int(seed), version=STAGE_VERSION,
+                record_schema=RECORD_SCHEMA)
 
 
-def _point_path(out_dir, N, P, seed):
-    return os.path.join(out_dir, "points", f"N{N}_P{P}_s{seed}.json")
+def _point_task(config, N, P, seed):
+    """The task of one point: :func:`_compute_point`, label ``fs-N100-P100-s0``, cost ∝ P³ (largest first)."""
+    from .engine import Task
+
+    return Task(key=_point_key(config, N, P, seed), fn=_compute_point, args=(config, N, P, seed),
+                label=f"fs-N{N}-P{P}-s{seed}", cost=float(P) ** 3)
 
 
-def _load_stage(path, key):
-    try:
-        with open(path) as f:
-            payload = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return payload if payload.get("stage_key") == key else None
+def _store(out_dir):
+    """The task store of the experiment: ``OUT/tasks/``."""
+    from .engine import TaskStore
+
+    return TaskStore(os.path.join(out_dir, "tasks"))
 
 
 def _log(progress, message):
@@ -328,7 +334,10 @@ def _spec(config, problem, N):
 def _solve_theory(problem, spec):
     """Certified saddle point: a direct solve from the GP value, else a continuation down to N.
 
-    Returns a JSON-ready dict (``converged`` False when neither route certifies a minimum).
+    Returns the solve record (:meth:`smtheory.solvers.numeric.SaddlePointResult.to_record`) merged with the
+    predictor statistics (:meth:`smtheory.predictor.PredictorStats.to_record`: ``test_accuracy``,
+    ``generalization_error``, …; None when the solve is not certified), plus ``route`` ("direct" or
+    "continuation") and ``time``; ``converged`` is False when neither route certifies a minimum.
     """
     import smtheory
     import smtheory.solvers
@@ -339,13 +348,9 @@ def _solve_theory(problem, spec):
     if not res.converged:
         grid = sorted({min(N * f, MAX_WIDTH) for f in (1, 4, 16, 64, 256)}, reverse=True)
         res, route = smtheory.solvers.continuation(problem, spec, widths=grid)[-1], "continuation"
-    out = dict(converged=bool(res.converged), message=str(res.message), route=route,
-               U1=np.asarray(res.U1).tolist(), U_a=float(res.U_a), action=float(res.action),
-               max_residual=float(res.max_residual), hessian_min_eig=float(res.hessian_min_eig),
-               accuracy=None, generalization_error=None)
+    out = dict(res.to_record(), route=route, test_accuracy=None, generalization_error=None)
     if res.converged:
-        stats = smtheory.predictor_statistics(problem, spec, res.U1)
-        out.update(accuracy=float(stats.accuracy), generalization_error=float(stats.generalization_error))
+        out.update(smtheory.predictor_statistics(problem, spec, res.U1).to_record())
     out["time"] = time.perf_counter() - t0
     return out
 
@@ -380,7 +385,8 @@ def point_differences(theory, sampled):
     Parameters
     ----------
     theory : dict
-        ``U1`` (the saddle point), ``accuracy``, ``generalization_error``.
+        ``U1`` (the saddle point), ``test_accuracy``, ``generalization_error`` (the record of
+        :func:`_solve_theory`).
     sampled : dict
         ``U1_sampled``, ``U1_mcse``, ``test_accuracy`` (+ ``_mcse``), ``generalization_error`` (+ ``_mcse``).
 
@@ -412,7 +418,7 @@ def point_differences(theory, sampled):
                rel_frob=norm_d / scale_f, rel_frob_mcse=frob_se / scale_f,
                rel_frob_noise=noise / scale_f, rel_frob_noise_mcse=0.0,
                rel_max_noise=float(np.max(Se)) / scale_max, argmax_entry=[int(i), int(j)])
-    for name, th, sa, se in (("dacc", "accuracy", "test_accuracy", "test_accuracy_mcse"),
+    for name, th, sa, se in (("dacc", "test_accuracy", "test_accuracy", "test_accuracy_mcse"),
                              ("dgen", "generalization_error", "generalization_error", "generalization_error_mcse")):
         delta = _num(sampled.get(sa)) - _num(theory.get(th))
         mc = _num(sampled.get(se))
@@ -447,22 +453,34 @@ def _compute_point(config, N, P, seed):
                 diff=diff, wall_time=time.perf_counter() - t0, cpu_time=time.process_time() - c0)
 
 
-def _describe(point):
+def _describe(point, rhat_target):
+    """The progress line of a computed point (as stored: a non-finite number reads back as None)."""
     head = f"N={point['N']:>5} P={point['P']:>4} seed={point['seed']}"
     if point["status"] == "theory_unconverged":
         return f"{head}: theory NOT converged ({point['theory']['message']}); point excluded"
     s = point["sampled"]
     if point["status"] == "sampler_error":
         return f"{head}: sampler error ({s['error']}); point excluded"
-    d = point["diff"]
-    flag = "" if point["status"] == "ok" else f"; R-hat above {point['stage_key']['rhat_target']}: EXCLUDED"
+    d = {k: _num(v) for k, v in point["diff"].items() if k != "argmax_entry"}
+    flag = "" if point["status"] == "ok" else f"; R-hat above {rhat_target}: EXCLUDED"
     return (f"{head}: R-hat {_num(s['rhat_max']):.4f} ESS {_num(s['ess_min']):.0f} ({s['steps']} draws); rel max |dU1| "
             f"{d['rel_max']:.4f} +- {d['rel_max_mcse']:.4f}, Frobenius {d['rel_frob']:.4f}; dacc {d['dacc']:+.4f}, "
             f"dgen {d['dgen']:+.4f} ({point['wall_time']:.0f} s wall, {point['cpu_time']:.0f} s CPU){flag}")
 
 
+def _reporter(config, progress):
+    """``on_done`` of the point tasks: one progress line per computed point."""
+    def report(task, point):
+        if progress and point is not None:
+            _log(progress, "[finite-size] " + _describe(point, config.rhat_target))
+    return report
+
+
 def point_stage(config, out_dir, N, P, seed, progress=True):
-    """One point (α = P/N, data seed): reused from its stage file if the key matches, else computed.
+    """One point (α = P/N, data seed), computed in this process or reused.
+
+    The point is a task of :mod:`smtheory.validation.engine` stored in ``OUT/tasks/``; a stored point is
+    reused only if its key (:func:`_point_key`) equals this one's.
 
     Parameters
     ----------
@@ -475,22 +493,15 @@ def point_stage(config, out_dir, N, P, seed, progress=True):
     Returns
     -------
     dict
-        ``N``, ``P``, ``alpha``, ``seed``, ``status`` (one of :data:`STATUSES`), ``theory``, ``sampled``,
-        ``diff`` (:func:`point_differences`, None when the theory failed), timings, ``reused`` (bool),
-        ``stage_key`` and provenance (docs/theory.md §8.4).
+        ``N``, ``P``, ``alpha``, ``seed``, ``status`` (one of :data:`STATUSES`), ``theory`` (the record of
+        the saddle point and its predictor statistics), ``sampled``, ``diff`` (:func:`point_differences`,
+        None when the theory failed), timings, as stored, and ``reused`` (bool) (docs/theory.md §8.4).
     """
-    from smtheory.io import write_json_atomic
+    from .engine import run_tasks
 
-    path, key = _point_path(out_dir, N, P, seed), _point_key(config, N, P, seed)
-    payload = _load_stage(path, key)
-    if payload is not None:
-        payload["reused"] = True
-        return payload
-    payload = dict(_compute_point(config, N, P, seed), stage_key=key, **_provenance(config))
-    write_json_atomic(path, payload)
-    _log(progress, "[finite-size] " + _describe(payload))
-    payload["reused"] = False
-    return payload
+    task = _point_task(config, N, P, seed)
+    run = run_tasks([task], _store(out_dir), on_done=_reporter(config, progress))
+    return dict(run.results[task.id], reused=run.computed == 0)
 
 
 # ----------------------------------------------------------------------------- averages and fits
@@ -637,15 +648,17 @@ def _children_cpu():
     return r.ru_utime + r.ru_stime
 
 
-#: Points of the same P run in one process share the solver's compiled functions (their shapes depend
-#: on P only); a job of the worker pool is up to this many such points.
+#: Points of the same P share the solver's and sampler's compiled functions (their shapes depend on P
+#: only), so on a process pool a job is a batch of up to this many same-P points, run one after another
+#: in one worker (each point is still its own task in the store).  One job per point lets two workers
+#: compile the same P at once: on a reduced demo (``DEMO_FS`` with 100 test sequences and 100 draws,
+#: 2 workers) it took about 20 % more wall and CPU time (docs/validation.md).
 BATCH = 5
 
 
-def _worker(config, out_dir, batch, progress):  # runs in a spawned process
-    for t in batch:
-        point_stage(config, out_dir, *t, progress=progress)
-    return batch
+def _compute_batch(config, batch):  # runs in a spawned worker
+    """The points of one batch, in order (:func:`_compute_point`)."""
+    return [_compute_point(config, *t) for t in batch]
 
 
 def _batches(pending):
@@ -657,23 +670,38 @@ def _batches(pending):
     return out
 
 
-def _run_pending(config, out_dir, pending, workers, progress):
-    """Compute the points not yet on disk (largest P first), in this process or a spawned pool."""
+def _run_pool(config, store, tasks, batches, workers, report):
+    """The batches on a pool of ``workers`` processes (largest P first); every point is stored, as its own
+    task, when its batch returns."""
+    from .engine import make_executor
+
+    with make_executor("process", workers=workers) as executor:
+        for i, ok, value in executor.imap_unordered([(_compute_batch, (config, b)) for b in batches]):
+            if not ok:
+                raise value
+            points, provenance = value
+            for t, point in zip(batches[i], points):
+                report(tasks[t], store.save(tasks[t], point, dict(provenance, wall_time=point["wall_time"])))
+
+
+def _run_points(config, out_dir, todo, workers, progress):
+    """Every point of ``todo``: reused, or computed largest P first — in batches of the same P on a process
+    pool when ``workers`` > 1 and there is more than one batch, else one task after another here.
+
+    Returns ``({(N, P, seed): point}, pending)``.
+    """
+    from .engine import run_tasks
+
+    store, report = _store(out_dir), _reporter(config, progress)
+    tasks = {t: _point_task(config, *t) for t in sorted(todo, key=lambda t: (-t[1], -t[0], t[2]))}
+    pending = [t for t, task in tasks.items() if not store.is_done(task)]
+    _log(progress, f"[finite-size] {len(todo)} points ({len(todo) - len(pending)} on disk, {len(pending)} to run, "
+                   f"{workers} worker(s))")
     batches = _batches(pending)
     if workers > 1 and len(batches) > 1:
-        from smtheory.worker_pool import worker_pool
-
-        with worker_pool(min(workers, len(batches))) as pool:
-            for fut in [pool.submit(_worker, config, out_dir, b, progress) for b in batches]:
-                fut.result()
-    else:
-        for b in batches:
-            _worker(config, out_dir, b, progress)
-
-
-def _slim(point):
-    drop = ("config", "versions", "commit", "seeds", "stage_key")
-    return {k: v for k, v in point.items() if k not in drop}
+        _run_pool(config, store, tasks, batches, min(workers, len(batches)), report)
+    run = run_tasks(list(tasks.values()), store, on_done=report)  # the rest here; every point as stored
+    return {t: run.results[task.id] for t, task in tasks.items()}, pending
 
 
 def _groups(config, stages):
@@ -710,8 +738,9 @@ def run_finite_size(config: FiniteSizeConfig = DEMO_FS, out_dir="smtheory-finite
     config : FiniteSizeConfig
         :data:`DEMO_FS` (default, about 3 minutes on 2 cores) or :data:`FULL_FS`, or your own.
     out_dir : str
-        Folder of the point stages (``points/``) and ``finite_size_results.json`` (created if missing);
-        points already there with the same configuration key are reused.
+        Folder (created if missing) of the point tasks (``OUT/tasks/``, one JSON file per point; a point is
+        reused when its stored key — the configuration it depends on — matches) and
+        ``OUT/finite_size_results.json``.
     progress : bool
         One line per computed point on standard error.
     workers : int
@@ -726,10 +755,11 @@ def run_finite_size(config: FiniteSizeConfig = DEMO_FS, out_dir="smtheory-finite
         (per series and N: :func:`group_statistics` plus ``series``, ``alpha``, ``N``, ``P``), ``fits``
         (``{"alpha": {α: fit_series}, "fixed": fit_series}``), ``skipped`` (grid pairs not run),
         ``excluded`` (point counts per status), ``computed`` / ``reused`` (points this run computed /
-        took from disk), ``wall_time`` and ``cpu_time`` (this process and its workers),
+        took from the task store), ``wall_time`` and ``cpu_time`` (this process and its workers),
         ``point_cpu_time`` / ``points_cpu_time`` (CPU time of the points computed now / of all points,
-        as recorded in their stages), provenance.
+        as recorded in their tasks), provenance.
     """
+    from smtheory.compile_cache import enable_compilation_cache
     from smtheory.io import write_json_atomic
 
     if not isinstance(config, FiniteSizeConfig):
@@ -737,18 +767,15 @@ def run_finite_size(config: FiniteSizeConfig = DEMO_FS, out_dir="smtheory-finite
     workers = positive_int("workers", workers)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise InputError(f"out_dir {out_dir!r} exists and is not a folder")
-    os.makedirs(os.path.join(out_dir, "points"), exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
+    enable_compilation_cache()
     t0, c0, cc0 = time.perf_counter(), time.process_time(), _children_cpu()
     todo = sorted({(p["N"], p["P"], p["seed"]) for p in config.points()})
-    pending = [t for t in todo if _load_stage(_point_path(out_dir, *t), _point_key(config, *t)) is None]
-    _log(progress, f"[finite-size] {len(todo)} points ({len(todo) - len(pending)} on disk, {len(pending)} to run, "
-                   f"{workers} worker(s))")
-    _run_pending(config, out_dir, pending, workers, progress)
-    stages = {t: point_stage(config, out_dir, *t, progress=False) for t in todo}
+    stages, pending = _run_points(config, out_dir, todo, workers, progress)
     groups = _groups(config, stages)
     statuses = [p["status"] for p in stages.values()]
     results = dict(_provenance(config), name=f"finite_size_markov{config.paths}",
-                   points=[dict(_slim(stages[t]), reused=t not in pending) for t in todo], groups=groups,
+                   points=[dict(stages[t], reused=t not in pending) for t in todo], groups=groups,
                    fits=_fits(config, groups),
                    skipped=config.skipped(), excluded={s: statuses.count(s) for s in STATUSES if s != "ok"},
                    computed=len(pending), reused=len(todo) - len(pending),

@@ -153,7 +153,7 @@ def _csv_row(p):
     return dict(N=p["N"], P=p["P"], alpha=p["alpha"], seed=p["seed"], status=p["status"],
                 theory_converged=th["converged"], theory_route=th["route"], sampler_converged=sa.get("converged"),
                 rhat_max=sa.get("rhat_max"), ess_min=sa.get("ess_min"), steps=sa.get("steps"),
-                extensions=sa.get("extensions"), accuracy_theory=th["accuracy"],
+                extensions=sa.get("extensions"), accuracy_theory=th["test_accuracy"],
                 accuracy_sampled=sa.get("test_accuracy"), gen_error_theory=th["generalization_error"],
                 gen_error_sampled=sa.get("generalization_error"), wall_time=p["wall_time"], cpu_time=p["cpu_time"],
                 **{k: d.get(k) for k in CSV_COLUMNS if k in ("rel_max", "rel_max_mcse", "rel_frob", "rel_frob_mcse",

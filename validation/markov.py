@@ -19,16 +19,18 @@ The experiment of the paper's first figure, as one seeded, resumable driver:
    error for the accuracy, the generalisation error and every entry of U_1; at the Gibbs widths also
    Gibbs versus overlap (z with both MCSEs).
 
-Every stage writes its own JSON file atomically (with the configuration, seeds, versions and commit)
-into the output folder; a rerun with the same configuration skips the stages already written, and an
-interrupted sampling run continues from its checkpoint.  :func:`run_markov` returns the assembled
-results dict (also written as ``results.json``); :mod:`smtheory.validation.markov_figures` and
-:mod:`smtheory.validation.markov_report` turn it into figures and a Markdown report.
+Every stage is a :class:`~smtheory.validation.engine.Task` of the experiment engine
+(:mod:`smtheory.validation.engine`): its result is one atomic JSON file in ``OUT/tasks/`` (with its key —
+the part of the configuration it depends on, including the record schema — and the versions and commit),
+and a rerun reuses a stage only if the stored key equals its key, so a changed configuration recomputes
+it; an interrupted sampling stage continues from its checkpoint in ``OUT/checkpoints/``.
+:func:`run_markov` returns the assembled results dict (also written as ``OUT/markov<paths>_results.json``);
+:mod:`smtheory.validation.markov_figures` and :mod:`smtheory.validation.markov_report` turn it into
+figures and a Markdown report.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -215,7 +217,7 @@ def _provenance(config):
 
 
 def _stage_key(config, stage, width=None):
-    """The part of the configuration a stage depends on (a stage file is reused only if it matches)."""
+    """The part of the configuration a stage depends on: the key of its task (reused only if it matches)."""
     d = config.to_dict()
     common = {k: d[k] for k in ("paths", "n_train", "n_test", "data_seed", "head_seed", "temperature")}
     common["record_schema"] = RECORD_SCHEMA
@@ -233,23 +235,15 @@ def _stage_key(config, stage, width=None):
     raise ValueError(stage)
 
 
-def _load_stage(path, key):
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            payload = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return payload if payload.get("stage_key") == key else None
+def _tag(config):
+    return f"markov{config.paths}"
 
 
-def _write_stage(path, key, config, payload):
-    from smtheory.io import write_json_atomic
+def _store(out_dir):
+    """The task store of the experiment: ``OUT/tasks/``."""
+    from .engine import TaskStore
 
-    payload = dict(payload, stage_key=key, **_provenance(config))
-    write_json_atomic(path, payload)
-    return payload
+    return TaskStore(os.path.join(out_dir, "tasks"))
 
 
 def _log(progress, message):
@@ -431,48 +425,79 @@ def _check_out(out_dir):
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
 
 
-def _prepare(config, out_dir, progress):
-    """Data, theory and kernel stages (computed or reused); returns (problem, theory, kernels)."""
-    tag = f"markov{config.paths}"
+def _inline(store, task, progress, computing=None, name=None):
+    """Run one task in this process, or reuse its stored result; logs ``computing`` before computing it,
+    ``"<name>: reusing <task file>"`` when reusing it (nothing where None)."""
+    from .engine import run_tasks
+
+    if store.is_done(task):
+        computing = f"{name}: reusing {store.path(task)}" if name else None
+    if computing:
+        _log(progress, computing)
+    return run_tasks([task], store).results[task.id]
+
+
+def _prepare(config, store, progress):
+    """Data, theory and kernel tasks (computed in this process or reused); returns (problem, theory, kernels)."""
+    from .engine import Task
+
+    tag = _tag(config)
     _log(progress, f"[{tag}] data: P={config.n_train}, {config.n_test} test sequences, seeds "
                    f"data={config.data_seed} heads={config.head_seed}")
     problem = _problem(config)
-    path = os.path.join(out_dir, f"{tag}_theory.json")
-    key = _stage_key(config, "theory")
-    theory = _load_stage(path, key)
-    if theory is None:
-        _log(progress, f"[{tag}] theory over N = {list(config.theory_widths)} (continuation, certified)")
-        theory = _write_stage(path, key, config, _theory_stage(config, problem, progress))
-    else:
-        _log(progress, f"[{tag}] theory: reusing {path}")
-    path = os.path.join(out_dir, f"{tag}_kernels.json")
-    key = _stage_key(config, "kernels")
-    kernels = _load_stage(path, key)
-    if kernels is None:
-        kernels = _write_stage(path, key, config, _kernel_stage(config, problem, theory["theory"]))
-    return problem, theory, kernels
+    task = Task(key=_stage_key(config, "theory"), fn=_theory_stage, args=(config, problem, progress),
+                label=f"{tag}-theory")
+    theory = _inline(store, task, progress,
+                     computing=f"[{tag}] theory over N = {list(config.theory_widths)} (continuation, certified)",
+                     name=f"[{tag}] theory")
+    task = Task(key=_stage_key(config, "kernels"), fn=_kernel_stage, args=(config, problem, theory["theory"]),
+                label=f"{tag}-kernels")
+    return problem, theory, _inline(store, task, progress)
 
 
-def _sample_path(config, out_dir, width, kind="sample"):
-    return os.path.join(out_dir, f"markov{config.paths}_{kind}_N{width}.json")
-
-
-def sample_stage(config, out_dir, width, progress=True, problem=None, kind="sample"):
-    """One sampling stage (``kind`` "sample" or "gibbs"): computed (resuming its checkpoint) or reused."""
-    path = _sample_path(config, out_dir, width, kind)
-    key = _stage_key(config, kind, width)
-    s = _load_stage(path, key)
-    tag = f"markov{config.paths}"
-    if s is not None:
-        _log(progress, f"[{tag}] {kind} N={width}: reusing {path}")
-        return s
+def _sample_stage(config, width, kind, ckpt_dir, progress, problem=None):  # may run in a spawned worker
+    """Compute one sampling stage (resuming its checkpoint in ``ckpt_dir``); the function of its task."""
     burnin, steps = config.plan(width, kind)
-    _log(progress, f"[{tag}] {config.sampler_of(kind)} sampling at N={width}: {config.chains} chains, "
+    _log(progress, f"[{_tag(config)}] {config.sampler_of(kind)} sampling at N={width}: {config.chains} chains, "
                    f"burn-in {burnin}, {steps} steps (extended up to {2**config.max_extensions}x while R-hat > "
                    f"{config.rhat_target})")
     problem = _problem(config) if problem is None else problem
-    return _write_stage(path, key, config, _sample_width(config, problem, width, kind,
-                                                         os.path.join(out_dir, "checkpoints"), progress))
+    return _sample_width(config, problem, width, kind, ckpt_dir, progress)
+
+
+def _sample_task(config, out_dir, width, kind="sample", progress=True, problem=None):
+    """The task of one sampling stage (key :func:`_stage_key`, label ``markov4-sample-N100``)."""
+    from .engine import Task
+
+    return Task(key=_stage_key(config, kind, width), fn=_sample_stage,
+                args=(config, width, kind, os.path.join(out_dir, "checkpoints"), progress, problem),
+                label=f"{_tag(config)}-{kind}-N{width}", cost=_cost(config, kind, width))
+
+
+def sample_stage(config, out_dir, width, progress=True, problem=None, kind="sample"):
+    """One sampling stage (``kind`` "sample" or "gibbs"), computed in this process or reused.
+
+    Parameters
+    ----------
+    config : MarkovConfig
+    out_dir : str
+        The experiment folder: the task file is in ``OUT/tasks/`` (reused when its key matches), the
+        sampler checkpoint in ``OUT/checkpoints/`` (an interrupted stage resumes from it).
+    width : int
+    progress : bool
+    problem : smtheory.problem.KernelProblem, optional
+        The experiment's data (drawn from ``config`` when omitted).
+    kind : {"sample", "gibbs"}
+
+    Returns
+    -------
+    dict
+        The sampling record (:meth:`smtheory.sims.config.SampleResult.to_record` without traces, with
+        ``sample_config``, ``width``, ``sampler``, ``wall_time``), as stored.
+    """
+    _check_out(out_dir)
+    task = _sample_task(config, out_dir, width, kind, progress, problem)
+    return _inline(_store(out_dir), task, progress, name=f"[{_tag(config)}] {kind} N={width}")
 
 
 def _jobs(config):
@@ -484,6 +509,24 @@ def _cost(config, kind, width):
     b, s = config.plan(width, kind)
     per_step = (1.0 + (width / 10.0) ** 1.3) if config.sampler_of(kind) != "overlap" else 8.0
     return config.chains * (b + s) * per_step * config.n_train
+
+
+def _run_sampling(configs, problems, out_dir, store, workers, progress):
+    """Every sampling task of ``configs``: reused, or run longest first (a process pool of ``workers`` when
+    more than one is pending, else in this process with ``problems``); returns ``{(paths, kind, width): result}``."""
+    from .engine import make_executor, run_tasks
+
+    jobs = [(c, k, w) for c in configs for k, w in _jobs(c)]
+    pending = [(c.paths, k, w) for c, k, w in jobs if not store.is_done(_sample_task(c, out_dir, w, k))]
+    parallel = workers > 1 and len(pending) > 1
+    tasks = {(c.paths, k, w): _sample_task(c, out_dir, w, k, progress, None if parallel else problems[c.paths])
+             for c, k, w in jobs}
+    for (paths, kind, width), t in tasks.items():
+        if (paths, kind, width) not in pending:
+            _log(progress, f"[markov{paths}] {kind} N={width}: reusing {store.path(t)}")
+    executor = make_executor("process" if parallel else "inline", workers=min(workers, len(pending)))
+    run = run_tasks(list(tasks.values()), store, executor)
+    return {job: run.results[t.id] for job, t in tasks.items()}
 
 
 def _assemble(config, out_dir, problem, theory, kernels, samples, t_start):
@@ -505,28 +548,22 @@ def _assemble(config, out_dir, problem, theory, kernels, samples, t_start):
     return results
 
 
-def _worker(config, out_dir, kind, width, progress):  # runs in a spawned process
-    from smtheory.compile_cache import enable_compilation_cache
-
-    enable_compilation_cache()
-    sample_stage(config, out_dir, width, progress=progress, kind=kind)
-    return width
-
-
 def run_experiments(configs, out_dir="smtheory-markov", *, workers=1, progress=True):
     """Run (or resume) several Markov experiments, sharing a pool of worker processes for sampling.
 
-    The theory and kernel stages run first, in this process; then every (network, width) sampling
-    stage — the expensive part — is scheduled longest first on ``workers`` processes (each stage is
-    an independent, checkpointed job that writes its own file); finally the results are assembled.
+    The theory and kernel tasks run first, in this process; then every (network, width) sampling
+    task — the expensive part — is scheduled longest first on ``workers`` processes (each is an
+    independent, checkpointed task of :mod:`smtheory.validation.engine`); finally the results are assembled.
 
     Parameters
     ----------
     configs : sequence of MarkovConfig
-        Different networks (``paths``) each, so that their files do not collide.
+        Different networks (``paths``) each, so that their task labels and checkpoints do not collide.
     out_dir : str
+        The task files go to ``OUT/tasks/`` (one per stage, reused when its key matches), sampler
+        checkpoints to ``OUT/checkpoints/``, the assembled results to ``OUT/markov<paths>_results.json``.
     workers : int
-        Processes for the sampling stages (1: everything in this process; 2 uses both cores of a
+        Processes for the sampling tasks (1: everything in this process; 2 uses both cores of a
         2-core machine — each chain's linear algebra is small and runs on one core).
     progress : bool
 
@@ -546,22 +583,14 @@ def run_experiments(configs, out_dir="smtheory-markov", *, workers=1, progress=T
 
     enable_compilation_cache()
     t_start = time.perf_counter()
-    prepared = [_prepare(c, out_dir, progress) for c in configs]
-    jobs = sorted(((c, k, w) for c in configs for k, w in _jobs(c)), key=lambda job: -_cost(*job))
-    pending = [(c, k, w) for c, k, w in jobs
-               if _load_stage(_sample_path(c, out_dir, w, k), _stage_key(c, k, w)) is None]
-    if workers > 1 and len(pending) > 1:
-        from smtheory.worker_pool import worker_pool
-
-        with worker_pool(min(workers, len(pending))) as pool:
-            for fut in [pool.submit(_worker, c, out_dir, k, w, progress) for c, k, w in pending]:
-                fut.result()
+    store = _store(out_dir)
+    prepared = [_prepare(c, store, progress) for c in configs]
+    done = _run_sampling(configs, {c.paths: p[0] for c, p in zip(configs, prepared)}, out_dir, store, workers,
+                         progress)
     out = []
     for config, (problem, theory, kernels) in zip(configs, prepared):
-        samples = {str(w): sample_stage(config, out_dir, w, progress=False, problem=problem)
-                   for w in config.sample_widths}
-        samples["gibbs"] = {str(w): sample_stage(config, out_dir, w, progress=False, problem=problem, kind="gibbs")
-                            for w in config.gibbs_widths}
+        samples = {str(w): done[(config.paths, "sample", w)] for w in config.sample_widths}
+        samples["gibbs"] = {str(w): done[(config.paths, "gibbs", w)] for w in config.gibbs_widths}
         out.append(_assemble(config, out_dir, problem, theory, kernels, samples, t_start))
     return out
 
@@ -573,8 +602,9 @@ def run_markov(config: MarkovConfig = DEMO[4], out_dir="smtheory-markov", *, wor
     ----------
     config : MarkovConfig
     out_dir : str
-        Folder for the stage files, checkpoints and ``results.json`` (created if missing).  Stages
-        already written there with the same configuration are reused.
+        Folder (created if missing) of the task files (``OUT/tasks/``: one per stage, reused when its
+        key — the configuration it depends on — matches), the sampler checkpoints (``OUT/checkpoints/``)
+        and ``OUT/markov<paths>_results.json``.
     workers : int
         Processes for the sampling stages (see :func:`run_experiments`).
     progress : bool

@@ -155,6 +155,38 @@ def _gibbs_section(results):
     return L
 
 
+def _width_rows(results, width, s, names):
+    """The heading and table of one sampled width: theory, sampled ± MCSE, GP, z, R-hat, ESS."""
+    L = []
+    c = results["comparison"][width]
+    gpa = results["gp"]["all"]
+    conv = "converged" if s["converged"] else "**NOT CONVERGED**"
+    L.append(f"#### N = {width} ({conv}: R-hat max {_num(s['rhat_max'], '.4f')}, ESS min "
+             f"{_num(s['ess_min'], '.0f')}; {s.get('sampler', 'gibbs')} sampler, "
+             f"{s['sample_config']['chains']} chains × {s['sample_config']['steps']} steps "
+             f"({s.get('extensions', 0)} automatic extension(s)) after {s['sample_config']['burnin']} "
+             f"warm-up; {s['wall_time']:.0f} s)\n")
+    L.append("| quantity | theory | sampled ± MCSE | GP(all) | z | R-hat | ESS |")
+    L.append("|---|---|---|---|---|---|---|")
+    dg = s["diagnostics"]
+    L.append(f"| accuracy | {c['accuracy']['theory']:.4f} | {_fmt(c['accuracy']['sampled'], c['accuracy']['mcse'])} "
+             f"| {gpa['test_accuracy']:.4f} | {c['accuracy']['z']:.2f} | – | – |")
+    te = dg.get("test_mse", {})
+    L.append(f"| generalisation error | {c['generalization_error']['theory']:.4f} | "
+             f"{_fmt(c['generalization_error']['sampled'], c['generalization_error']['mcse'])} | "
+             f"{gpa['generalization_error']:.4f} | {c['generalization_error']['z']:.2f} | "
+             f"{te.get('rhat', float('nan')):.4f} | {te.get('ess_bulk', float('nan')):.0f} |")
+    Ut, Us, Se, Z = (np.asarray(c["U1"][k]) for k in ("theory", "sampled", "mcse", "z"))
+    for i in range(len(names)):
+        for j in range(i, len(names)):
+            e = dg.get(f"U1[{i},{j}]", {})
+            L.append(f"| U_1[{names[i]},{names[j]}] | {Ut[i, j]:.4f} | {_fmt(Us[i, j], Se[i, j])} | "
+                     f"{1.0 if i == j else 0.0:.4f} | {Z[i, j]:.2f} | {e.get('rhat', float('nan')):.4f} | "
+                     f"{e.get('ess_bulk', float('nan')):.0f} |")
+    L.append("")
+    return L
+
+
 def _network_section(results, figs):
     names = results["path_names"]
     L = []
@@ -185,32 +217,7 @@ def _network_section(results, figs):
                  "jackknife. `z` = |theory − sampled| / MCSE. A width whose R-hat exceeds the target is marked "
                  "**NOT CONVERGED** and its numbers are not results.\n")
         for width, s in results["samples"].items():
-            c = results["comparison"][width]
-            gpa = results["gp"]["all"]
-            conv = "converged" if s["converged"] else "**NOT CONVERGED**"
-            L.append(f"#### N = {width} ({conv}: R-hat max {_num(s['rhat_max'], '.4f')}, ESS min "
-                     f"{_num(s['ess_min'], '.0f')}; {s.get('sampler', 'gibbs')} sampler, "
-                     f"{s['sample_config']['chains']} chains × {s['sample_config']['steps']} steps "
-                     f"({s.get('extensions', 0)} automatic extension(s)) after {s['sample_config']['burnin']} "
-                     f"warm-up; {s['wall_time']:.0f} s)\n")
-            L.append("| quantity | theory | sampled ± MCSE | GP(all) | z | R-hat | ESS |")
-            L.append("|---|---|---|---|---|---|---|")
-            dg = s["diagnostics"]
-            L.append(f"| accuracy | {c['accuracy']['theory']:.4f} | {_fmt(c['accuracy']['sampled'], c['accuracy']['mcse'])} "
-                     f"| {gpa['test_accuracy']:.4f} | {c['accuracy']['z']:.2f} | – | – |")
-            te = dg.get("test_mse", {})
-            L.append(f"| generalisation error | {c['generalization_error']['theory']:.4f} | "
-                     f"{_fmt(c['generalization_error']['sampled'], c['generalization_error']['mcse'])} | "
-                     f"{gpa['generalization_error']:.4f} | {c['generalization_error']['z']:.2f} | "
-                     f"{te.get('rhat', float('nan')):.4f} | {te.get('ess_bulk', float('nan')):.0f} |")
-            Ut, Us, Se, Z = (np.asarray(c["U1"][k]) for k in ("theory", "sampled", "mcse", "z"))
-            for i in range(len(names)):
-                for j in range(i, len(names)):
-                    e = dg.get(f"U1[{i},{j}]", {})
-                    L.append(f"| U_1[{names[i]},{names[j]}] | {Ut[i, j]:.4f} | {_fmt(Us[i, j], Se[i, j])} | "
-                             f"{1.0 if i == j else 0.0:.4f} | {Z[i, j]:.2f} | {e.get('rhat', float('nan')):.4f} | "
-                             f"{e.get('ess_bulk', float('nan')):.0f} |")
-            L.append("")
+            L += _width_rows(results, width, s, names)
         L.append("Agreement summary (max z over the U_1 entries; z of accuracy and generalisation error):\n")
         L.append("| N | max z U_1 | z accuracy | z gen. error | relative Δ gen. error |")
         L.append("|---|---|---|---|---|")
@@ -250,8 +257,9 @@ def write_report(results_list, out_dir, title="Theory versus sampling on the hid
     parts.append(f"Seeds: {json.dumps(first['seeds'])}. Commit: `{first['commit']}`. Versions: "
                  f"{json.dumps(first['versions'])}.\n")
     parts.append("Machine-readable results: `<network>_results.json` (everything above, incl. predictor means), "
-                 "`<network>_table.csv` (tidy table), and the stage files `<network>_theory.json`, "
-                 "`<network>_kernels.json`, `<network>_sample_N*.json`.\n")
+                 "`<network>_table.csv` (tidy table), and the stage task files in the experiment folder's "
+                 "`tasks/` (`<network>-theory-<hash>.json`, `<network>-kernels-<hash>.json`, "
+                 "`<network>-sample-N*-<hash>.json`, `<network>-gibbs-N*-<hash>.json`).\n")
     path = os.path.join(out_dir, "report.md")
     with open(path + ".tmp", "w") as f:
         f.write("\n".join(parts))

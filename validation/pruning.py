@@ -223,8 +223,9 @@ def _solve_grid(fit, N, temperatures, say):
     t_solve = time.perf_counter() - t0
     grid = []
     for T, res in zip(temperatures, sols):
-        row = dict(temperature=T, converged=res.converged, message=res.message, max_residual=res.max_residual,
-                   hessian_min_eig=res.hessian_min_eig, iterations=res.iterations)
+        rec = res.to_record()
+        row = dict(temperature=T, **{k: rec[k] for k in ("converged", "message", "max_residual", "hessian_min_eig",
+                                                         "iterations", "solve_time", "compile_time")})
         if res.converged:
             st = predictor_statistics(fit.problems["val"], res.spec, res.U1)
             row.update(val_accuracy=st.accuracy, val_generalization_error=st.generalization_error)
@@ -404,8 +405,8 @@ def _fit_theory(fit, N, config, say):
     sol = sols[_choose_temperature(t_grid)]
     fit.spec = sol.spec
     fit.U1 = np.asarray(sol.U1)
-    theory = dict(width=N, temperature=fit.spec.temperature, solve=sol.to_dict(), temperature_grid=t_grid,
-                  features_time=t_features, solve_time=t_solve)
+    theory = dict(width=N, temperature=fit.spec.temperature, solve=sol.to_record(), temperature_grid=t_grid,
+                  features_time=t_features, grid_wall_time=t_solve)
     theory.update(_theory_statistics(fit))
     fit.theory = theory
     say(f"theory at N={N}, T={fit.spec.temperature:g} (chosen on validation): test {theory['test']['accuracy']:.4f} "
@@ -459,7 +460,7 @@ def run_pruning(model, config=None, progress=print):
     u1_cmp = _u1_comparison(U1, U1_eff)
     say(f"U_1 theory vs trained weights: Pearson r (all entries) {u1_cmp['pearson_all_entries']:.3f}, "
         f"off-diagonal {u1_cmp['pearson_offdiagonal']:.3f}")
-    rankings, t_rank = _rankings(fit, U1_eff, theory["solve_time"] / max(len(config.temperatures), 1))
+    rankings, t_rank = _rankings(fit, U1_eff, theory["grid_wall_time"] / max(len(config.temperatures), 1))
     single = _single_head_drops(fit) if fit.can_single else {}
     spearman = _spearman_table(rankings, single) if fit.can_single else {}
     curves = _pruning_curves(fit, rankings, config, say)
@@ -470,7 +471,7 @@ def run_pruning(model, config=None, progress=print):
         rankings={k: v.to_dict() for k, v in rankings.items()}, heads=list(fit.heads),
         head_labels=[f"L{l + 1}H{h + 1}" for l, h in fit.all_heads], single_head_drop=single, spearman=spearman,
         curves=curves,
-        timing=dict(theory_scores_s=t_rank["theory_scores_s"], solve_grid_s=theory["solve_time"],
+        timing=dict(theory_scores_s=t_rank["theory_scores_s"], solve_grid_s=theory["grid_wall_time"],
                     gradient_importance_s=t_rank["gradient_importance_s"],
                     single_head_ablation_s=t_rank["single_head_ablation_s"], total_s=time.perf_counter() - t_start),
         _arrays=dict(U1=U1, U1_eff=U1_eff, path_labels=path_labels(fit.heads),

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import math
 import os
@@ -38,6 +37,7 @@ from smtheory.checks import InputError
 from smtheory.records import RECORD_SCHEMA
 
 from . import store
+from .engine import Task, TaskStore, make_executor, run_tasks, task_hash
 from .store import heads_label
 
 __all__ = ["SweepConfig", "SamplingSetting", "load_config", "parse_config", "make_tasks", "run_task",
@@ -363,9 +363,9 @@ def load_config(path):
 
 
 def task_id(task):
-    """``<kind>-<12 hex digits>``: a stable name of a task, hashed over everything it depends on."""
-    text = json.dumps(task, sort_keys=True)
-    return f"{task['kind']}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    """``<kind>-<12 hex digits>``: a stable name of a task, hashed over everything it depends on
+    (:func:`smtheory.validation.engine.task_hash`)."""
+    return f"{task['kind']}-{task_hash({k: v for k, v in task.items() if k != 'id'})}"
 
 
 def make_tasks(config: SweepConfig):
@@ -477,39 +477,29 @@ def _sample(task):
 def run_task(task):
     """Execute one task (on a Dask worker or in-process) and return its JSON-serialisable result.
 
-    The result holds the task itself, its output, the wall time, the host and the versions.
+    The engine (:func:`smtheory.validation.engine.run_tasks`) stores it with the task, the wall time,
+    the host and the versions.
     """
-    import socket
-
-    from smtheory.io import versions
-
-    t0 = time.perf_counter()
     if task["kind"] == "theory":
-        out = _theory(task)
-    elif task["kind"] == "sample":
-        out = _sample(task)
-    else:
-        raise InputError(f"unknown task kind {task['kind']!r}")
-    return dict(task=task, result=out, wall_time=time.perf_counter() - t0, host=socket.gethostname(),
-                pid=os.getpid(), versions=versions())
+        return _theory(task)
+    if task["kind"] == "sample":
+        return _sample(task)
+    raise InputError(f"unknown task kind {task['kind']!r}")
 
 
 # ----------------------------------------------------------------------------- driver
 
 
-def _task_path(out_dir, task):
-    return os.path.join(out_dir, TASKS_DIR, task["id"] + ".json")
+def _engine_task(task):
+    """The sweep task (a JSON dict with its ``id``) as a :class:`~smtheory.validation.engine.Task`."""
+    return Task(key={k: v for k, v in task.items() if k != "id"}, fn=run_task, args=(task,), label=task["kind"])
 
 
 def load_finished(out_dir, task):
-    """The stored result of ``task`` in ``out_dir``, or None if it is missing, unreadable or another task's."""
-    path = _task_path(out_dir, task)
-    try:
-        with open(path) as f:
-            payload = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return payload if payload.get("task") == task else None
+    """The stored result of ``task`` in ``out_dir`` (``{"task": ..., "result": ...}`` plus provenance), or None
+    if it is missing, unreadable or another task's."""
+    payload = TaskStore(os.path.join(out_dir, TASKS_DIR)).load_payload(_engine_task(task))
+    return None if payload is None else dict(payload, task=task)
 
 
 def _progress_bar(total, initial, enabled):
@@ -518,22 +508,6 @@ def _progress_bar(total, initial, enabled):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="sweep tasks", unit="task", file=sys.stderr, dynamic_ncols=True)
-
-
-def _open_client(scheduler, workers):
-    import dask
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler:
-        try:
-            return Client(scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect")), None
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"--scheduler: cannot connect to the Dask scheduler at {scheduler!r}: {exc}") from None
-    from smtheory.worker_pool import worker_environment
-
-    with worker_environment():  # the local workers start here and inherit the worker XLA flags
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
-    return Client(cluster), cluster
 
 
 def run_sweep(config, out_dir="smtheory-sweep", *, scheduler=None, workers=1, resume=False, progress=True,
@@ -588,66 +562,23 @@ def _run_locked(config, out_dir, scheduler, workers, resume, progress, config_pa
     if os.path.exists(manifest) and not resume:
         raise InputError(f"--out: {out_dir!r} already holds a sweep; pass --resume to skip its finished tasks, "
                          "or choose another folder")
-    os.makedirs(os.path.join(out_dir, TASKS_DIR), exist_ok=True)
     tasks = make_tasks(config)
     write_json_atomic(manifest, dict(name=config.name, config=config.to_dict(), config_path=config_path,
                                      tasks=[t["id"] for t in tasks], created=time.strftime("%Y-%m-%dT%H:%M:%S")))
-    finished = {t["id"]: load_finished(out_dir, t) for t in tasks}
-    todo = [t for t in tasks if finished[t["id"]] is None]
-    n_skipped = len(tasks) - len(todo)
-    t_start = time.perf_counter()
+    task_store = TaskStore(os.path.join(out_dir, TASKS_DIR))
+    jobs = [_engine_task(t) for t in tasks]
+    n_skipped = sum(task_store.is_done(j) for j in jobs)
     bar = _progress_bar(len(tasks), n_skipped, progress)
     if progress and n_skipped:
         print(f"resume: {n_skipped} of {len(tasks)} tasks already finished in {out_dir}", file=sys.stderr)
-
-    def done(payload):
-        write_json_atomic(_task_path(out_dir, payload["task"]), payload)
-        finished[payload["task"]["id"]] = payload
-        if bar is not None:
-            bar.update(1)
-
-    failures = []
-
-    def failed(task, exc):
-        failures.append(dict(task=task["id"], error=f"{type(exc).__name__}: {exc}"))
-        print(f"sweep: task {task['id']} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        if bar is not None:
-            bar.update(1)
-
-    mode = "in-process" if todo else "nothing to compute"
+    kind = "dask" if scheduler or workers > 1 else "inline"
     try:
-        if todo and (scheduler or workers > 1):
-            from dask.distributed import as_completed
-
-            client, cluster = _open_client(scheduler, workers)
-            mode = f"dask scheduler {scheduler}" if scheduler else f"local dask cluster, {workers} workers"
-            try:
-                futures = {client.submit(run_task, t, key=f"smtheory-{t['id']}", pure=False): t for t in todo}
-                for fut in as_completed(futures):
-                    try:
-                        done(fut.result())
-                    except Exception as exc:  # noqa: BLE001 - one failed task must not stop the sweep
-                        failed(futures[fut], exc)
-            finally:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
-        else:
-            for t in todo:
-                try:
-                    payload = run_task(t)
-                except InputError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - one failed task must not stop the sweep
-                    failed(t, exc)
-                else:
-                    done(payload)
+        run = run_tasks(jobs, task_store, make_executor(kind, workers=workers, scheduler=scheduler),
+                        errors="record", on_done=lambda task, result: bar is not None and bar.update(1))
     finally:
         if bar is not None:
             bar.close()
-    ds = store.build_dataset(config, [finished[t["id"]] for t in tasks if finished[t["id"]] is not None],
-                             config_path=config_path,
-                             run=dict(mode=mode, tasks=len(tasks), computed=len(todo) - len(failures),
-                                      skipped=n_skipped, failed=failures, wall_time=time.perf_counter() - t_start))
+    payloads = [dict(task=t, result=run.results[j.id]) for t, j in zip(tasks, jobs) if j.id in run.results]
+    ds = store.build_dataset(config, payloads, config_path=config_path, run=run.to_record())
     store.save(ds, os.path.join(out_dir, RESULTS_FILE))
     return ds

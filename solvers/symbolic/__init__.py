@@ -2,7 +2,7 @@
 
 Modules: :mod:`.action` (the action and the equations), :mod:`.closed_forms` (``U_a``, GP, deep linear,
 commuting kernels), :mod:`.lambdify` (NumPy / JAX / mpmath functions with explicit module maps),
-:mod:`.latex` (export), :mod:`.cli` (``smtheory equations``).
+:mod:`.latex` (export). The ``smtheory equations`` command is :mod:`smtheory.cli.equations`.
 """
 from .action import (MAX_EXPLICIT_TRAIN, MAX_GENERIC_TRAIN, MAX_LAYERS, MAX_MATRIX_SIZE, SIMPLIFY_MAX_OPS,
                      SaddlePointEquations,

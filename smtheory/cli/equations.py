@@ -1,4 +1,4 @@
-"""The ``smtheory equations`` subcommand: print the action and saddle-point equations (THEORY.md §3).
+"""``smtheory equations``: print the action and saddle-point equations (THEORY.md §3).
 
 Examples
 --------
@@ -12,7 +12,7 @@ import time
 
 
 def register(subparsers):
-    """Add the ``equations`` parser to ``subparsers`` (see :mod:`smtheory.cli`)."""
+    """Add the ``equations`` sub-command."""
     p = subparsers.add_parser(
         "equations", help="print the symbolic action and saddle-point equations for an architecture",
         description="Derive the order-parameter action and its saddle-point equations (THEORY.md §3) with SymPy for "
@@ -38,8 +38,9 @@ def register(subparsers):
 
 def cmd_equations(args):
     """Print the action and equations; returns the exit status (1 when the check fails)."""
-    from .action import architecture, build_action, check_theory_equations, saddle_point_equations
-    from .latex import action_matrix_latex, document, equations_text
+    from smtheory.solvers.symbolic.action import (architecture, build_action, check_theory_equations,
+                                                  saddle_point_equations)
+    from smtheory.solvers.symbolic.latex import action_matrix_latex, document, equations_text
 
     t0 = time.perf_counter()
     arch = architecture(args.heads, args.widths, args.variances, args.temperature)

@@ -25,15 +25,15 @@ def register(subparsers):
 
 
 def cmd_attention_figures(args):
+    """Write the metric figure and the Hessian block figure into ``--out``; returns 0."""
     import numpy as np
 
     import smtheory as smt
+    from smtheory.checks import InputError, positive_int, seed, width
+    from smtheory.io import check_output_dir
     from smtheory.sims import hessian as hs
     from smtheory.sims.posterior import make_posterior
     from smtheory.validation.hypernetwork_figures import markov_metric_figure
-
-    from smtheory.checks import InputError, positive_int, seed, width
-    from smtheory.io import check_output_dir
 
     check_output_dir(args.out, "--out")
     for opt, check, value in (("--width", width, args.width), ("--n-train", positive_int, args.n_train),

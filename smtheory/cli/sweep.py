@@ -15,6 +15,7 @@ from smtheory.checks import InputError
 
 
 def register(subparsers):
+    """Add the ``sweep`` sub-command."""
     s = subparsers.add_parser(
         "sweep", help="run a grid of theory solves (and sampling runs) locally or on a Dask cluster",
         description="Run the grid of a TOML sweep configuration (N, T, P, heads per layer, seed, sampler settings; "
@@ -39,6 +40,7 @@ def register(subparsers):
 
 
 def cmd_sweep(args):
+    """Run the sweep into ``--out`` and print its summary; returns 0, or 3 when a task failed or a point is flagged."""
     from smtheory.validation import store, sweep
 
     if args.workers < 1:
@@ -65,19 +67,7 @@ def cmd_sweep(args):
     path = os.path.join(out, sweep.RESULTS_FILE)
     print(f"wrote {path}  (load with smtheory.validation.store.load({path!r}))")
     if args.plot:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        sel = {d: ds[d].values[0] for d in ("P", "seed", "T")}
-        fig = store.plot_metric(ds, "accuracy", **sel)
-        fig.savefig(os.path.join(out, "accuracy.png"), dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        for h in ds.heads.values:
-            fig = store.plot_order_parameter(ds, heads=str(h), **sel)
-            fig.savefig(os.path.join(out, f"U1_{h}.png"), dpi=120, bbox_inches="tight")
-            plt.close(fig)
-        print(f"wrote figures in {out}")
+        _plot(store, ds, out)
     if run.get("failed"):
         print(f"WARNING: {len(run['failed'])} task(s) failed (listed in the store's 'run' attribute); rerun with "
               "--resume to retry them", file=sys.stderr)
@@ -87,3 +77,20 @@ def cmd_sweep(args):
               file=sys.stderr)
         return 3
     return 0
+
+
+def _plot(store, ds, out):
+    """The accuracy and U_1 figures (PNG) of ``--plot``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sel = {d: ds[d].values[0] for d in ("P", "seed", "T")}
+    fig = store.plot_metric(ds, "accuracy", **sel)
+    fig.savefig(os.path.join(out, "accuracy.png"), dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    for h in ds.heads.values:
+        fig = store.plot_order_parameter(ds, heads=str(h), **sel)
+        fig.savefig(os.path.join(out, f"U1_{h}.png"), dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    print(f"wrote figures in {out}")

@@ -1,9 +1,8 @@
-"""``smtheory train`` and ``smtheory prune`` (THEORY.md §6–7).
+"""``smtheory train``: gradient-descent training with learned Q/K (THEORY.md §6).
 
-Examples
---------
+Example
+-------
 ``smtheory train --task digits --out runs/digits``  (writes ``runs/digits/model.npz``)
-``smtheory prune --model runs/digits/model.npz --out runs/digits/pruning``
 """
 from __future__ import annotations
 
@@ -11,9 +10,15 @@ import os
 
 from smtheory.checks import InputError
 
+from .options import flag_error
+
+#: TrainConfig fields whose errors name the option (a message starts with the field).
+_CONFIG_FLAGS = dict(learning_rate="--lr", batch_size="--batch-size", qk_dim="--qk-dim", log_every="--log-every",
+                     heads="--heads", width="--width", steps="--steps", seed="--seed")
+
 
 def register(subparsers):
-    """Add the ``train`` and ``prune`` sub-commands."""
+    """Add the ``train`` sub-command."""
     t = subparsers.add_parser(
         "train", help="train the network with learned Q/K by gradient descent (digits one-shot or Markov)",
         description="Gradient-descent training (Adam, MSE to ±1) of the THEORY.md §1 network with learned "
@@ -34,28 +39,11 @@ def register(subparsers):
     t.add_argument("--resume", action="store_true", help="continue from OUT/model.npz")
     t.set_defaults(func=cmd_train)
 
-    p = subparsers.add_parser(
-        "prune", help="rank heads by the theory and prune a trained model, against baselines",
-        description="Theory head scores (THEORY.md §7) from the saddle point on the trained Q/K, and pruning "
-                    "curves (accuracy versus heads removed) for the theory ranking, random orders, gradient "
-                    "head importance (Michel et al. 2019) and single-head ablation. Writes figures, report.md "
-                    "and pruning.json to --out.")
-    p.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by `smtheory train`")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--width", type=int, default=None, help="theory width N (default: the model's width)")
-    p.add_argument("--temperatures", type=float, nargs="+", default=[0.001, 0.01, 0.1, 1.0], metavar="T",
-                   help="temperature grid; T is chosen on the validation split (default 0.001 0.01 0.1 1)")
-    p.add_argument("--n-train", type=int, default=400, help="theory training set P (default 400)")
-    p.add_argument("--n-val", type=int, default=500, help="validation sequences (default 500)")
-    p.add_argument("--n-test", type=int, default=1000, help="sequences per test set (default 1000)")
-    p.add_argument("--permutations", type=int, default=20, help="random pruning orders (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation data and random orders (default 0)")
-    p.set_defaults(func=cmd_prune)
-
 
 def cmd_train(args):
-    from smtheory.sims.training import TrainConfig, check_data_memory, make_task
+    """Train into ``--out`` (checkpoint, curve, train.json, report); returns the exit status."""
     from smtheory.io import check_output_dir, lock_folder
+    from smtheory.sims.training import TrainConfig, check_data_memory, make_task
 
     if args.n_test < 2 or args.n_test % 2:
         raise InputError(f"--n-test must be an even number >= 2, got {args.n_test}")
@@ -81,16 +69,12 @@ def _train_config(TrainConfig, args):
                            steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed,
                            log_every=args.log_every)
     except InputError as exc:
-        text = str(exc)
-        flags = dict(learning_rate="--lr", batch_size="--batch-size", qk_dim="--qk-dim", log_every="--log-every",
-                     heads="--heads", width="--width", steps="--steps", seed="--seed")
-        flag = next((f for k, f in flags.items() if text.startswith(k)), None)
-        raise InputError(f"{flag}: {text}" if flag else text) from None
+        raise flag_error(exc, _CONFIG_FLAGS) from None
 
 
 def _train(args, config, ckpt):
-    from smtheory.sims.training import TrainingDiverged, accuracy, make_task, sample_data, train
     from smtheory.io import git_commit, versions, write_json_atomic
+    from smtheory.sims.training import TrainingDiverged, accuracy, make_task, sample_data, train
     from smtheory.validation.pruning import plot_training_curve
 
     def progress(step, tl, vl, va):
@@ -122,38 +106,4 @@ def _train(args, config, ckpt):
                  f"Accuracy on {args.n_test} fresh sequences: in-distribution test {acc['test']:.4f}, "
                  f"out-of-distribution {acc['ood']:.4f}.\n\n![curve](training_curve.png)\n")
     print(f"wrote {ckpt}, {', '.join(figs)}, train.json, train_report.md")
-    return 0
-
-
-def cmd_prune(args):
-    import sys
-
-    from smtheory.sims.training import check_data_memory, load_model, make_task
-    from smtheory.io import check_output_dir, lock_folder
-    from smtheory.validation.pruning import NoConvergedTheory, PruningConfig, run_pruning, write_outputs
-
-    check_output_dir(args.out, "--out")
-    try:
-        config = PruningConfig(width=args.width, temperatures=tuple(args.temperatures), n_train=args.n_train,
-                               n_val=args.n_val, n_test=args.n_test, permutations=args.permutations, seed=args.seed)
-    except InputError as exc:
-        text = str(exc)
-        names = ("n_train", "n_val", "n_test", "permutations", "temperatures", "width", "seed")
-        flag = next((f"--{k.replace('_', '-')}" for k in names if text.startswith(k)), None)
-        raise InputError(f"{flag}: {text}" if flag else text) from None
-    model = load_model(args.model)
-    task = make_task(model.config)
-    for opt, n in (("--n-train", config.n_train), ("--n-val", config.n_val), ("--n-test", config.n_test)):
-        try:
-            check_data_memory(task, n)
-        except InputError as exc:
-            raise InputError(f"{opt}: {exc}") from None
-    with lock_folder(args.out, "--out"):
-        try:
-            res = run_pruning(model, config)
-        except NoConvergedTheory as exc:
-            print(f"smtheory: warning: {exc}", file=sys.stderr)
-            return 3
-        paths = write_outputs(res, args.out)
-    print("wrote " + ", ".join(paths))
     return 0

@@ -1,10 +1,7 @@
-"""``smtheory demo`` and ``smtheory compare markov``: the theory-versus-sampling experiment from the shell.
+"""What ``smtheory demo`` and ``smtheory compare markov`` share: options, preset overrides and the run.
 
-``smtheory demo`` is the package's main job: both networks of THEORY §5 on the embedded defaults
-(:data:`smtheory.validation.markov.DEMO`), theory across all widths, Gibbs samples at a few widths, figures and
-a Markdown report, within 10 minutes on 2 CPU cores.  ``smtheory compare markov --full`` runs the
-paper-scale version (:data:`smtheory.validation.markov.FULL`).  Both resume: rerun the same command after an
-interruption and finished stages are reused, unfinished sampling continues from its checkpoint.
+The run: theory and sampling on the hidden-Markov task (:func:`smtheory.validation.markov.run_experiments`),
+the Markdown report, the optional finite-size study, the summary lines and the exit status.
 """
 from __future__ import annotations
 
@@ -15,7 +12,8 @@ import time
 from smtheory.checks import InputError
 
 
-def _add_common(p, default_out):
+def add_common(p, default_out):
+    """Add ``--out``, ``--paths``, ``--workers`` and ``--quiet`` to parser ``p``."""
     p.add_argument("--out", default=default_out, metavar="DIR",
                    help=f"output folder for results, checkpoints, figures and report.md (default {default_out})")
     p.add_argument("--paths", type=int, nargs="+", choices=(4, 2), default=[4, 2],
@@ -25,45 +23,8 @@ def _add_common(p, default_out):
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
-def register(subparsers):
-    d = subparsers.add_parser(
-        "demo", help="the main job: theory vs sampling on the hidden-Markov task, with figures and a report",
-        description="Run the paper's first experiment (docs/theory.md §5) on embedded defaults: certified theory "
-                    "across N = 10..1000, GP baselines, the exact finite-N posterior sampled at every width of "
-                    "both networks (overlap sampler, docs/theory.md §8) with exact Gibbs on all weights at N = 10 "
-                    "as the weight-space cross-check, each extended until R-hat <= 1.01, a reduced finite-size "
-                    "scaling study, figures (PNG + PDF) and a Markdown report. About 15 minutes on 2 CPU cores. "
-                    "Rerun to resume.")
-    _add_common(d, "smtheory-demo")
-    d.set_defaults(func=cmd_demo)
-
-    c = subparsers.add_parser(
-        "compare", help="theory versus sampling on a task (markov), at demo or paper scale",
-        description="Theory versus sampling with figures and a report. 'markov' = THEORY.md §5. Without --full the "
-                    "demo settings are used; --full runs the paper-scale version (all widths up to 300 sampled, "
-                    "longer runs; about an hour on 2 cores, more if runs need extending).")
-    c.add_argument("task", choices=["markov"], help="the experiment (markov: the hidden-Markov task, THEORY §5)")
-    c.add_argument("--full", action="store_true", help="paper-scale protocol (smtheory.validation.markov.FULL)")
-    c.add_argument("--sample-widths", type=int, nargs="+", metavar="N",
-                   help="override the widths to sample (each keeps the preset's burn-in/steps for that N, or the "
-                        "nearest width's)")
-    c.add_argument("--sampler", help="sampler of the sampled widths (default overlap: the exact order-parameter "
-                   "posterior; also langevin, gibbs)")
-    c.add_argument("--gibbs-widths", type=int, nargs="*", metavar="N",
-                   help="widths of the exact-Gibbs weight-space cross-check (default: the preset's, N = 10; give "
-                        "none to skip it)")
-    c.add_argument("--burnin", type=int, help="override the burn-in sweeps of every sampled width")
-    c.add_argument("--steps", type=int, help="override the (initial) recorded sweeps of every sampled width")
-    c.add_argument("--widths", type=int, nargs="+", metavar="N", help="override the theory grid of widths")
-    c.add_argument("--n-train", type=int, help="override P, the number of training sequences (default 100)")
-    c.add_argument("--n-test", type=int, help="override the number of test sequences (default 1000)")
-    c.add_argument("--chains", type=int, help="override the number of chains (default 4)")
-    c.add_argument("--seed", type=int, help="override the sampler seed (default 0)")
-    _add_common(c, "smtheory-compare-markov")
-    c.set_defaults(func=cmd_compare)
-
-
-def _override(config, args):
+def override(config, args):
+    """The :class:`~smtheory.validation.markov.MarkovConfig` ``config`` with the ``compare`` overrides applied."""
     changes = {}
     if getattr(args, "sample_widths", None):
         plan = {n: (b, s) for n, b, s in config.sampling}
@@ -97,12 +58,12 @@ def _override(config, args):
     return config.replace(**changes) if changes else config
 
 
-def _run(configs, args, title):
+def run_markov_command(configs, args, title):
+    """Run the networks ``args.paths`` of ``configs`` into ``args.out``; returns 0, or 3 when a result is flagged."""
     from smtheory.checks import positive_int
     from smtheory.io import check_output_dir, lock_folder
-
-    from .markov import run_experiments
-    from .markov_report import write_report
+    from smtheory.validation.markov import run_experiments
+    from smtheory.validation.markov_report import write_report
 
     check_output_dir(args.out, "--out")
     positive_int("--workers", args.workers)
@@ -117,14 +78,7 @@ def _run(configs, args, title):
     unconverged += [f"{r['name']} Gibbs N={w}" for r in results for w, s in r.get("gibbs", {}).items()
                     if not s["converged"]]
     unconverged += [f"{r['name']} theory N={row['width']}" for r in results for row in r["theory"] if not row["converged"]]
-    for r in results:
-        for w, c in r["comparison"].items():
-            print(f"{r['name']} N={w}: accuracy theory {c['accuracy']['theory']:.3f} sampled "
-                  f"{c['accuracy']['sampled']:.3f} ± {_num(c['accuracy']['mcse'], '.3f')} "
-                  f"(z {_num(c['accuracy']['z'], '.1f')}); "
-                  f"gen. error theory {c['generalization_error']['theory']:.4f} sampled "
-                  f"{c['generalization_error']['sampled']:.4f} ± {_num(c['generalization_error']['mcse'], '.4f')} "
-                  f"(z {_num(c['generalization_error']['z'], '.1f')}); max z U_1 {_num(c['max_abs_z_U1'], '.1f')}")
+    _print_comparisons(results)
     print(f"report: {report}  ({time.perf_counter() - t0:.0f} s)")
     unconverged += fs_unconverged
     if unconverged:
@@ -133,13 +87,24 @@ def _run(configs, args, title):
     return 0
 
 
+def _print_comparisons(results):
+    for r in results:
+        for w, c in r["comparison"].items():
+            print(f"{r['name']} N={w}: accuracy theory {c['accuracy']['theory']:.3f} sampled "
+                  f"{c['accuracy']['sampled']:.3f} ± {_num(c['accuracy']['mcse'], '.3f')} "
+                  f"(z {_num(c['accuracy']['z'], '.1f')}); "
+                  f"gen. error theory {c['generalization_error']['theory']:.4f} sampled "
+                  f"{c['generalization_error']['sampled']:.4f} ± {_num(c['generalization_error']['mcse'], '.4f')} "
+                  f"(z {_num(c['generalization_error']['z'], '.1f')}); max z U_1 {_num(c['max_abs_z_U1'], '.1f')}")
+
+
 def _finite_size(args, report, progress):
     """The finite-size-scaling study (docs/theory.md §8.4) appended to the report; returns flagged points."""
     fs = getattr(args, "finite_size", None)
     if fs is None:
         return []
-    from .finite_size import run_finite_size
-    from .finite_size_report import section_markdown, write_report as write_fs
+    from smtheory.validation.finite_size import run_finite_size
+    from smtheory.validation.finite_size_report import section_markdown, write_report as write_fs
 
     out = os.path.join(args.out, "finite_size")
     res = run_finite_size(fs, out, progress=progress, workers=args.workers)
@@ -170,41 +135,3 @@ def _num(v, spec):
     import math
 
     return format(v, spec) if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
-
-
-def cmd_demo(args):
-    from .finite_size import DEMO_FS
-    from .markov import DEMO
-
-    args.finite_size = DEMO_FS
-    return _run(DEMO, args, "smtheory demo: theory versus sampling on the hidden-Markov task")
-
-
-def _check_compare_options(args):
-    """Bounds of the ``compare`` overrides, checked before any work (errors name the option)."""
-    from smtheory.checks import positive_int, seed, width
-
-    for opt in ("widths", "sample_widths"):
-        for n in getattr(args, opt) or ():
-            width(f"--{opt.replace('_', '-')}", n)
-    for opt in ("burnin", "steps", "chains", "n_train", "n_test"):
-        v = getattr(args, opt)
-        if v is not None and not (opt == "burnin" and v == 0):
-            positive_int(f"--{opt.replace('_', '-')}", v)
-    if args.seed is not None:
-        seed("--seed", args.seed)
-
-
-def cmd_compare(args):
-    from .markov import DEMO, FULL
-
-    _check_compare_options(args)
-
-    presets = FULL if args.full else DEMO
-    configs = {p: _override(presets[p], args) for p in args.paths}
-    if args.full:
-        from .finite_size import FULL_FS
-
-        args.finite_size = FULL_FS
-    scale = "paper scale (--full)" if args.full else "demo scale"
-    return _run(configs, args, f"Theory versus sampling on the hidden-Markov task, {scale}")
