@@ -10,6 +10,11 @@ import sys
 import tempfile
 import time
 
+from smtheory.precision import configure_process
+
+# benchmarks run as the package's own processes do (the CLI, its workers): float64 on, async CPU dispatch off
+configure_process()
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")

@@ -1,7 +1,7 @@
 """Benchmark: ESS/s of the collapsed samplers (``overlap``, ``langevin``) against Gibbs, full-weight MALA and
 NumPyro NUTS on the full weight posterior (issue "Exact collapsed simulation", item 8).
 
-Posterior (THEORY.md §1, §4, §8): 4-path Markov network (heads (2, 2), ``markov_problem(paths=4, n_train=100,
+Posterior (docs/theory.md §1, §4, §8): 4-path Markov network (heads (2, 2), ``markov_problem(paths=4, n_train=100,
 n_test=1000, seed=0)``, head seed 0), T = 0.01, all σ² = 1, float64 everywhere, equal widths N ∈ {10, 100, 1000}.
 
 Samplers (all through ``smtheory.sims.sample``; 4 chains, the driver's own initialisation, seed 0):
@@ -846,7 +846,7 @@ def markdown(d):
                         f"{p['seconds_per_lockstep_leapfrog'] / n['t_leapfrog']:.3g}× the gradient here) the bound would "
                         f"be ESS/s ≤ {n['chains'] / t_p:.3g} ({t_p:.0f} s per iteration).")
             lines += ["", txt]
-        lines += ["", "Sampled ⟨U_1⟩ (± MCSE) — all samplers target the same U_1 distribution (THEORY §8.4):", "",
+        lines += ["", "Sampled ⟨U_1⟩ (± MCSE) — all samplers target the same U_1 distribution (docs/theory.md §8.4):", "",
                   "| sampler | U_gg | U_a1a1 | U_dd | U_a2a2 | U_gd | ⟨E_train⟩ |", "|:---|---:|---:|---:|---:|---:|---:|"]
         for s, v in r["runs"].items():
             if v.get("bound") or s == "nuts_seq_est":

@@ -1,6 +1,6 @@
 """Benchmark: path features through the fast-weight recurrence (O(T)) versus the attention-matrix form (O(T²)).
 
-Model (THEORY.md §1–2, docs/attention.md): P = 4 random bare inputs x [P, N0 = 16, T], two layers of
+Model (docs/theory.md §1–2, docs/attention.md): P = 4 random bare inputs x [P, N0 = 16, T], two layers of
 two qk-style heads (G = 8):
 layer 1 causal linear attention with the ELU+1 feature map and column normalisation, layer 2 the delta rule
 (DPFP-1 keys/queries, sum-normalised, β_t = sigmoid(b_h·x_t) from the bare input).  D = 4 paths,
@@ -11,7 +11,7 @@ Two ways to the raw path features ξ [P, D, N0], measured side by side in one ru
 matrix form
     ``smtheory.paths.path_features(x, smtheory.attention_matrices(x, layers))`` — the mixing matrices
     Ω [P, H, T, T] of the rules (closed form; the delta rule needs a T × T triangular solve), then
-    the matrix products of THEORY §2;
+    the matrix products of docs/theory.md §2;
 fast weights
     ``smtheory.fast_weight_paths.fast_weight_path_features(x, layers)`` — the bare input fed as values through
     each head's memory recurrence (``lax.scan``), never forming a T × T matrix.

@@ -1,6 +1,6 @@
 """Benchmark: what the Gibbs scale moves and the closed-form V0 Gram buy, measured side by side.
 
-Task (THEORY.md §5): the 4-path Markov network (heads (2, 2), data seed 0, head seed 0), P = 100 training
+Task (docs/theory.md §5): the 4-path Markov network (heads (2, 2), data seed 0, head seed 0), P = 100 training
 sequences, 1000 test sequences, T = 0.01, all σ² = 1.  Single CPU (``pin_single_cpu``), float64.
 
 1. **V0 Gram**: time of one exact draw of the input-projection block V0 (``smtheory.sims.gibbs.draw_block``, sample

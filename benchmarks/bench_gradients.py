@@ -1,13 +1,13 @@
 """Benchmark: gradient evaluations per second of the weight-posterior potential, path form vs layer-by-layer.
 
-Task (THEORY.md §5): the 4-path Markov network (heads (2, 2), data seed 0, head seed 0), P = 100 training
+Task (docs/theory.md §5): the 4-path Markov network (heads (2, 2), data seed 0, head seed 0), P = 100 training
 sequences, T = 0.01, all σ² = 1, equal widths N ∈ {100, 1000} (``--quick``: the same grid, shorter timing).
 
 Two potentials ``U(θ) = (1/2T) Σ_μ (f(x^μ) − y^μ)² + Σ_b |θ_b|²/(2σ_b²)`` over the same weight pytree:
 
 path form
     ``smtheory.sims.posterior.make_posterior(problem, spec).potential`` — ``f`` from the precomputed raw path
-    features ξ [P, D, N0] (THEORY §2), what every sampler of ``sims`` uses;
+    features ξ [P, D, N0] (docs/theory.md §2), what every sampler of ``sims`` uses;
 layer by layer
     ``smtheory.network.forward(weights, x, omegas, "last")`` on the bare inputs x [P, 231, 31] with the
     attention matrices ``smtheory.attention_matrices(x, layers)`` precomputed once and held as JAX arrays,

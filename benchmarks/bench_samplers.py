@@ -1,6 +1,6 @@
 """Benchmark: effective samples per second of sims' samplers against NumPyro NUTS (the authors' sampler).
 
-Posterior (THEORY.md §1, §4): 4-path Markov network (heads (2, 2), data seed 0, head seed 0), P = 100
+Posterior (docs/theory.md §1, §4): 4-path Markov network (heads (2, 2), data seed 0, head seed 0), P = 100
 training sequences, 200 test sequences, T = 0.01, all σ² = 1, float64, equal widths N ∈ {10, 100}.
 
 Observables (the same for every sampler): the traces that ``smtheory.sims.run`` keeps per chain — every entry of the

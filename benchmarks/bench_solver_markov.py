@@ -1,6 +1,6 @@
 """Benchmark: our Newton saddle-point solver against the authors' Adam protocol on the 4-path Markov task.
 
-Task (THEORY.md §5): 4-path network, P = 100 training sequences, T = 0.01, all σ² = 1,
+Task (docs/theory.md §5): 4-path network, P = 100 training sequences, T = 0.01, all σ² = 1,
 equal widths N ∈ {10, 30, 50, 100, 300, 500, 1000}.
 
 Our side

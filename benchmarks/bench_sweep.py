@@ -1,6 +1,6 @@
 """Benchmark: a 64-point theory sweep on 1 versus 2 local Dask workers, and the per-task overhead of Dask.
 
-Grid (THEORY.md §5, 4-path Markov network): P = 60 training and 200 test sequences, 8 widths N = 10..1000,
+Grid (docs/theory.md §5, 4-path Markov network): P = 60 training and 200 test sequences, 8 widths N = 10..1000,
 2 temperatures, 4 data seeds = 64 theory points in 8 tasks (one warm-started chain along N per (T, seed)).
 Each configuration runs on its own local cluster (``LocalCluster(processes=True, threads_per_worker=1)``)
 whose workers are pinned to distinct CPUs (so "1 worker" really uses one core), reached through its
@@ -163,7 +163,7 @@ def main():
     write_json(os.path.join(RESULTS, "bench_sweep.json"), result)
     lines = [
         f"# Sweep benchmark: {cfg.n_theory_points} theory points on 1 vs 2 local Dask workers", "",
-        f"Markov 4-path network (THEORY §5), P = 100, 500 test sequences, N = {CONFIG['grid']['N']}, "
+        f"Markov 4-path network (docs/theory.md §5), P = 100, 500 test sequences, N = {CONFIG['grid']['N']}, "
         f"T = {CONFIG['grid']['T']}, seeds = {CONFIG['grid']['seed']}: {cfg.n_theory_points} points in {n_tasks} "
         "tasks (chains along N). Workers single-threaded and pinned to distinct CPUs; JAX compiled on every "
         f"worker before timing; fastest of {REPEATS} interleaved repeats.", "",

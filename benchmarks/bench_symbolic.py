@@ -1,7 +1,7 @@
 """Benchmark: the symbolic solver (smtheory.solvers.symbolic) — derivation cost, lambdified residuals, closed forms.
 
 1. Derivation time vs architecture size: ``build_action`` ("phi" mode, symbolic widths/variances/T),
-   ``saddle_point_equations(simplify="none")``, the random-point check against THEORY's matrix form, and
+   ``saddle_point_equations(simplify="none")``, the random-point check against docs/theory.md's matrix form, and
    ``simplify="cancel"`` where it is allowed (refused above ``SIMPLIFY_MAX_OPS``); SymPy operation count.
 2. Residual evaluation, measured side by side in one run on the same point: the lambdified symbolic residuals
    (NumPy and jitted JAX; explicit energy with given train kernels, heads (2, 2), P = 3) against the numeric

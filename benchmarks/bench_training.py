@@ -1,6 +1,6 @@
 """Benchmark: gradient-descent training speed and the cost of theory head scores versus ablation.
 
-Measured (THEORY.md §6–7), on the default configuration of ``smtheory train`` (2 layers × 4 heads,
+Measured (docs/theory.md §6–7), on the default configuration of ``smtheory train`` (2 layers × 4 heads,
 N = 32, G = 8, batch 64):
 
 1. Training throughput of :func:`smtheory.sims.training.train` for the digits one-shot task and the Markov

@@ -2,9 +2,9 @@
 
 Given the upper weights ``θ_up = (V^{1,h}, …, V^{L,h}, a)`` the network output on any finite
 set of inputs is linear in ``V⁰`` with the Gaussian prior ``N(0, σ0²)``, so ``f ~ N(0, K_Û)``
-with ``Û = (1/N1) w wᵀ`` (``D × D``, ``w`` the effective path weights of THEORY §2) and
+with ``Û = (1/N1) w wᵀ`` (``D × D``, ``w`` the effective path weights of docs/theory.md §2) and
 ``K_Û`` the renormalised kernel of the scaled training features.  Integrating ``V⁰`` together
-with the Gaussian likelihood gives exactly (docs/theory.md §8.1)
+with the Gaussian likelihood gives exactly (docs/theory.md §8.1)::
 
     log p(θ_up | data) = −½ [ln det(T I_P + K_Û) + Yᵀ (T I_P + K_Û)⁻¹ Y]
                          − Σ_blocks |θ_b|²/(2σ_b²) + const.
@@ -14,7 +14,7 @@ which is what makes Langevin dynamics usable at the paper's temperature T = 0.01
 
 Cost of one log density and gradient: the effective weights are a chain of matrix-vector
 products (``Σ_ℓ D_ℓ N_ℓ N_{ℓ+1}`` multiply-adds, about ``6 N²`` for the 4-path network), and
-the ``P × P`` data term has its derivative in ``Û`` in closed form (``Φ``, THEORY §3), so
+the ``P × P`` data term has its derivative in ``Û`` in closed form (``Φ``, docs/theory.md §3), so
 automatic differentiation runs only through ``Û(θ_up)`` and never through the Cholesky
 factorisation.  The data term is :func:`smtheory.action.energy_term` on the ``[P, D, N0]``
 features (about ``4 P² D N0`` flops) or, when it is cheaper and small, the same function on the
@@ -34,7 +34,6 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from smtheory import jax_setup  # noqa: F401  (float64 enabled)
 from smtheory.checks import InputError
 from smtheory.action import energy_term
 from smtheory.kernels import path_pair_kernels

@@ -1,4 +1,4 @@
-"""The interface shared by the collapsed samplers (docs/theory.md §8; THEORY §8).
+"""The interface shared by the collapsed samplers (docs/theory.md §8; docs/theory.md §8).
 
 A *collapsed target* is a posterior whose draws determine the path-path order parameter
 ``U_1`` without the input projection ``V⁰``: the order-parameter hierarchy of

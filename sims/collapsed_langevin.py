@@ -58,7 +58,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import jax_setup  # noqa: F401  (float64 enabled)
 from smtheory.checks import InputError
 
 from .collapsed_base import CollapsedTarget, Kernel, KernelInfo, KernelParams

@@ -181,14 +181,15 @@ class SampleResult:
         """JSON-ready record (non-finite numbers as ``None``).
 
         Keys: every field (arrays as nested lists, ``config`` and ``spec`` as dicts, ``diagnostics``
-        with NumPy numbers as floats) and the derived ``converged``; ``traces`` only when ``traces`` is
+        with NumPy numbers as floats), the derived ``converged`` and ``dtype`` (the sampler's precision,
+        ``config.dtype``); ``traces`` only when ``traces`` is
         True (a record without them reads back with ``traces = None``).
         """
         out = {k: json_array(getattr(self, k)) for k in _ARRAYS}
         out.update({k: finite_or_none(getattr(self, k)) for k in _SCALARS})
         out.update(extensions=int(self.extensions), converged=self.converged, diagnostics=json_tree(self.diagnostics),
                    trace_names=list(self.trace_names), config=dataclasses.asdict(self.config),
-                   spec=self.spec.to_dict())
+                   spec=self.spec.to_dict(), dtype=self.config.dtype)
         if traces and self.traces is not None:
             out["traces"] = json_tree(self.traces)
         return out
@@ -217,10 +218,9 @@ class SampleResult:
         when every entry is traced, else ``U1_diag``; ``train_energy``; ``test_mse``; ``f_test_mean8``),
         ``chain`` × ``draw``; ``sample_stats`` is empty.
         """
-        try:
-            import arviz as az
-        except ImportError:
-            raise InputError('to_inference_data needs ArviZ: pip install "smtheory[arviz]"') from None
+        from smtheory.extras import require
+
+        az = require("arviz", "arviz", "SampleResult.to_inference_data()")
         if self.traces is None or not self.trace_names:
             raise InputError("this result holds no traces (it was loaded from a record without them)")
         tr = np.asarray(self.traces)

@@ -1,4 +1,4 @@
-"""Exact blocked Gibbs sampler for the weight posterior (THEORY.md §1, §4).
+"""Exact blocked Gibbs sampler for the weight posterior (docs/theory.md §1, §4).
 
 The network output is linear in each block of weights taken alone
 
@@ -23,7 +23,7 @@ order is passed to :func:`build`.  A fixed-order sweep leaves the posterior inva
 
 How a block is drawn
 --------------------
-Write ``M(θ) = w(θ) V⁰ ∈ R^{D×N0}`` (``w`` the effective path weights of THEORY §2;
+Write ``M(θ) = w(θ) V⁰ ∈ R^{D×N0}`` (``w`` the effective path weights of docs/theory.md §2;
 :func:`smtheory.path_model.path_matrix`) so that
 ``f = c Ξ vec(M)`` with ``c = (D N1 N0)^{-1/2}`` and ``Ξ`` the ``P × K`` matrix of raw path
 features, ``K = D·N0``.  With the other blocks fixed ``vec(M)`` is a linear map
@@ -82,7 +82,6 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from smtheory import jax_setup  # noqa: F401
 from smtheory.checks import InputError
 from smtheory import path_model
 
@@ -122,7 +121,7 @@ class ConditionalMoments(NamedTuple):
 def block_names(spec):
     """The blocks of a model in the default sweep order: ``("V0", "V1", …, "VL", "a")``.
 
-    ``"Vℓ"`` (ℓ = 1..L, as in THEORY §1) is ``params["V"][ℓ-1]``, all heads of layer ℓ.
+    ``"Vℓ"`` (ℓ = 1..L, as in docs/theory.md §1) is ``params["V"][ℓ-1]``, all heads of layer ℓ.
     """
     return ("V0",) + tuple(f"V{l + 1}" for l in range(spec.n_layers)) + ("a",)
 

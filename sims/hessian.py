@@ -1,4 +1,4 @@
-"""The loss Hessian of the weight posterior (THEORY.md §1, §4), after Ormaniec, Dangel & Singh (2024).
+"""The loss Hessian of the weight posterior (docs/theory.md §1, §4), after Ormaniec, Dangel & Singh (2024).
 
 The negative log posterior of :mod:`smtheory.sims.posterior` is
 ``U(θ) = (1/2T) Σ_μ (f_μ(θ) − y_μ)² + Σ_b |θ_b|²/(2σ_b²)``, so its Hessian splits exactly into
@@ -10,13 +10,13 @@ Blocks are indexed per (layer, head): ``"V0"``, ``"V1[h]"`` for each head of eac
 (:func:`block_layout`).  Exact facts, each tested in ``tests/test_hessian.py``:
 
 * f is linear in each layer's weights (all heads of a layer together), so the functional part
-  vanishes on every within-layer block (THEORY §4);
+  vanishes on every within-layer block (docs/theory.md §4);
 * at zero residual (``y = f(θ)``) the loss Hessian equals the Gauss–Newton part;
 * the sample-space Gauss–Newton matrix of the input projection is the path kernel at the current
   weights' order parameter: ``σ0² J_{V⁰} J_{V⁰}ᵀ = K_{U(θ)}`` with ``U(θ) = w wᵀ/N1``
-  (:func:`v0_gauss_newton_kernel`; THEORY §2–3);
+  (:func:`v0_gauss_newton_kernel`; docs/theory.md §2–3);
 * with attention held fixed, the input enters f linearly, so the Gauss–Newton blocks grow as s² with
-  the input scale s (and the functional part as s·|r|); :func:`input_scale_study` measures this with
+  the input scale s (and the functional part as ``s·|r|``); :func:`input_scale_study` measures this with
   attention fixed or recomputed from the scaled input (softmax sharpens with s).
 
 Dense matrices (:func:`dense_hessian`) are for small models (n ≲ a few thousand); for large ones use
@@ -32,7 +32,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import jax_setup  # noqa: F401
 from smtheory.checks import InputError, positive_int
 from smtheory import path_model
 
@@ -283,7 +282,7 @@ def v0_gauss_newton_kernel(post, params, xi=None):
     """Sample-space Gauss–Newton matrix of V⁰ and the path kernel at the weights' order parameter.
 
     Returns ``(σ0² J_{V⁰} J_{V⁰}ᵀ, K_{U(θ)})`` (both ``[P, P]``) with ``U(θ) = w wᵀ/N1`` the sampled order
-    parameter of these weights (THEORY §3) and ``K_U = Ξ̃ (U ⊗ I) Ξ̃ᵀ`` (THEORY §2).  They are equal
+    parameter of these weights (docs/theory.md §3) and ``K_U = Ξ̃ (U ⊗ I) Ξ̃ᵀ`` (docs/theory.md §2).  They are equal
     exactly: ``∂f_μ/∂V⁰ = (D N1 N0)^{-1/2} Σ_π w_π ξ^π(x_μ)ᵀ``.
     """
     from smtheory.kernels import renormalized_kernel
@@ -364,7 +363,21 @@ def scaled_posterior_builder(x, y, layers, spec, readout="last"):
 def plot_hessian_blocks(parts, out_base, title=None):
     """Heat maps of the block Frobenius norms (log10) of the Gauss–Newton, functional and full Hessian.
 
-    Writes ``out_base + ".png"`` and ``".pdf"``; returns the two paths.
+    docs/theory.md §4 (``∇²U = G + F + Π``).  The three panels share one logarithmic colour scale (one colour bar;
+    the figure says so); blocks that vanish up to round-off are left blank.
+
+    Parameters
+    ----------
+    parts : HessianParts
+        From :func:`dense_hessian`.
+    out_base : str
+        Writes ``out_base + ".png"`` and ``".pdf"``.
+    title : str, optional
+
+    Returns
+    -------
+    list of str
+        The two paths.
     """
     import matplotlib
 
@@ -372,26 +385,27 @@ def plot_hessian_blocks(parts, out_base, title=None):
     import matplotlib.pyplot as plt
 
     labels = parts.labels
-    mats = [("Gauss–Newton JᵀJ/T", parts.block_norms("gauss_newton")),
-            ("functional (1/T) Σ r ∇²f", parts.block_norms("functional")),
-            ("full ∇²U (incl. prior)", parts.block_norms("full"))]
+    mats = [(r"Gauss–Newton $G = J^\top J/T$", parts.block_norms("gauss_newton")),
+            (r"functional $F = T^{-1}\,\Sigma_\mu\, r_\mu \nabla^2 f_\mu$", parts.block_norms("functional")),
+            (r"full $\nabla^2 U = G + F + \Pi$ (incl. prior)", parts.block_norms("full"))]
     top = max(float(m.max()) for _, m in mats)
     mats = [(name, np.where(m > 1e-12 * top, m, 0.0)) for name, m in mats]  # round-off zeros shown blank
     allv = np.concatenate([m[m > 0].ravel() for _, m in mats if np.any(m > 0)])
     vmin, vmax = np.log10(allv.min()), np.log10(allv.max())
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.3), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), layout="constrained")
     for ax, (name, m) in zip(axes, mats):
         with np.errstate(divide="ignore"):
             im = ax.imshow(np.where(m > 0, np.log10(np.where(m > 0, m, 1)), np.nan), vmin=vmin, vmax=vmax,
                            cmap="viridis")
-        ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
-        ax.set_title(name, fontsize=9)
-    fig.colorbar(im, ax=axes, label="log10 ‖block‖_F (blank: zero up to round-off)")
-    if title:
-        fig.suptitle(title)
+        ax.set_xticks(range(len(labels)), labels, rotation=60, fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel("parameter block (layer, head)")
+        ax.set_title(name, fontsize=10)
+    axes[0].set_ylabel("parameter block (layer, head)")
+    fig.colorbar(im, ax=axes, label=r"$\log_{10}\|H_{\mathrm{block}}\|_F$ (blank: zero up to round-off)")
+    fig.suptitle((title + "\n" if title else "") + "one colour scale shared by the three panels", fontsize=11)
     paths = [out_base + ".png", out_base + ".pdf"]
     for p in paths:
-        fig.savefig(p, dpi=150)
+        fig.savefig(p, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return paths

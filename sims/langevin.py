@@ -1,11 +1,11 @@
-"""Unadjusted (overdamped) Langevin dynamics for the weight posterior (THEORY.md §4).
+"""Unadjusted (overdamped) Langevin dynamics for the weight posterior (docs/theory.md §4).
 
 Conventions
 -----------
 Let ``U(θ) = −log p(θ | data) + const`` be the dimensionless potential
 (:meth:`smtheory.sims.posterior.Posterior.potential`, prior included) and ``T`` the
 temperature of the posterior (the variance of the Gaussian observation noise,
-THEORY §1).  The physical energy is ``E = T·U = ½ Σ_μ (f − y)² + T Σ_b |θ_b|²/(2σ_b²)``
+docs/theory.md §1).  The physical energy is ``E = T·U = ½ Σ_μ (f − y)² + T Σ_b |θ_b|²/(2σ_b²)``
 and the Langevin equation is
 
     dθ = −∇E(θ) dt + √(2T) dW        (W a standard Wiener process).
@@ -52,7 +52,6 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from smtheory import jax_setup  # noqa: F401  (float64 enabled)
 from smtheory.checks import InputError
 
 from .base import SamplingAlgorithm, all_finite, check_step_size, check_temperature

@@ -1,7 +1,7 @@
 """Metropolis-adjusted Langevin (MALA) for the weight posterior, via BlackJAX.
 
 Step-size convention (same as :mod:`smtheory.sims.langevin`)
----------------------------------------------------
+------------------------------------------------------------
 The proposal is one Euler–Maruyama step of ``dθ = −∇E dt + √(2T) dW`` with
 ``E = T·U``, ``U = −log p`` (prior included), ``T`` the posterior temperature:
 
@@ -56,7 +56,6 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from smtheory import jax_setup  # noqa: F401  (float64 enabled)
 from smtheory.checks import InputError
 
 from .base import SamplingAlgorithm, all_finite, check_step_size, check_temperature

@@ -8,7 +8,7 @@ Two pieces:
   ``M2`` may be single arrays or any pytree (e.g. the dict of :func:`observe`), all
   leaves sharing one ``count``.  Everything is pure ``jax.numpy``: it can be carried in
   ``jax.lax.scan``, vectorised over chains with ``jax.vmap`` and jitted.
-* per-step observables of THEORY §4 — :func:`observe` gives the sampled order parameter
+* per-step observables of docs/theory.md §4 — :func:`observe` gives the sampled order parameter
   ``U_1``, the predictor on test features and the train energy of one weight sample;
   :func:`trace_scalars` picks the few scalars worth keeping as full per-chain traces
   for R-hat / ESS (:mod:`smtheory.sims.diagnostics`).
@@ -32,7 +32,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import jax_setup  # noqa: F401  (float64)
 from smtheory.checks import InputError
 
 __all__ = [
@@ -215,7 +214,7 @@ def moments_finalize(m: Moments, ddof: int = 1):
 
 # --------------------------------------------------------------------------- observables
 def observe(posterior, params, xi_test):
-    """Per-step observables of one weight sample (THEORY §4).
+    """Per-step observables of one weight sample (docs/theory.md §4).
 
     Parameters
     ----------

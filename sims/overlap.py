@@ -39,7 +39,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import jax_setup  # noqa: F401
 from smtheory.checks import InputError
 from smtheory.action import energy_term
 from smtheory.model import ModelSpec

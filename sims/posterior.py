@@ -1,4 +1,4 @@
-"""The weight posterior of THEORY.md §1 as pure JAX functions over a weight pytree.
+"""The weight posterior of docs/theory.md §1 as pure JAX functions over a weight pytree.
 
 Weights are the dict pytree of :mod:`smtheory.network`::
 
@@ -8,11 +8,11 @@ Weights are the dict pytree of :mod:`smtheory.network`::
 :class:`~smtheory.path_model.PathWeights`).  A dict is kept as the position type because the
 key splits of :meth:`Posterior.init` and the raveled noise of the samplers follow its leaf order.
 
-The posterior at temperature T is
+The posterior at temperature T is::
 
     p(θ | data) ∝ exp(−(1/2T) Σ_μ (f(x^μ) − y^μ)² − Σ_blocks |θ_b|² / (2 σ_b²)),
 
-and the network output is evaluated in path form (THEORY §2),
+and the network output is evaluated in path form (docs/theory.md §2),
 ``f(x) = (D N1 N0)^{-1/2} Σ_π w_π^T V⁰ ξ^π(x)`` (:func:`smtheory.path_model.output`), from
 precomputed raw path features ``ξ`` of shape ``[P, D, N0]`` — never by the layer-by-layer forward pass.
 
@@ -29,7 +29,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import jax_setup  # noqa: F401
 from smtheory.checks import InputError
 from smtheory.model import ModelSpec
 from smtheory import path_model
@@ -52,7 +51,7 @@ def prior_stds(spec: ModelSpec, n0: int):
 
 @dataclass(frozen=True)
 class Posterior:
-    """Posterior of the weights given training path features (THEORY §1, §4).
+    """Posterior of the weights given training path features (docs/theory.md §1, §4).
 
     Build it with :func:`make_posterior`.  All methods are pure and jit-able.
 
@@ -112,7 +111,7 @@ class Posterior:
         return jax.tree_util.tree_unflatten(tree, draws)
 
     def order_parameter(self, params):
-        """Sampled ``U_1 = (1/N1) w_π · w_π'`` of one weight sample (THEORY §3).
+        """Sampled ``U_1 = (1/N1) w_π · w_π'`` of one weight sample (docs/theory.md §3).
 
         :func:`smtheory.path_model.order_parameter` of ``params``.
         """

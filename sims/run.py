@@ -4,7 +4,7 @@
 ``langevin``; docs/theory.md §8) are driven by :mod:`smtheory.sims.collapsed_run`; this module drives the
 weight-space samplers (``gibbs``, ``full-langevin``, ``full-mala``) over
 ``chains`` independent chains (``jax.vmap``) and ``steps`` steps (``jax.lax.scan``),
-accumulates the observables of THEORY §4 online (no weights are stored): the sampled
+accumulates the observables of docs/theory.md §4 online (no weights are stored): the sampled
 order parameter ``U_1``, the predictor on the test set and the train energy, keeps
 per-chain traces of a few scalars for the diagnostics (split R-hat, bulk ESS, MCSE),
 and checkpoints its whole state atomically so that an interrupted run resumes
@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from smtheory import jax_setup  # noqa: F401
 from smtheory.checks import InputError
+from smtheory.compile_cache import ensure_compilation_cache
 from smtheory.blas_threads import single_blas_thread
 from smtheory.model import ModelSpec
 from smtheory.predictor import metrics
@@ -36,6 +36,7 @@ from . import diagnostics, observables
 from .chains import over_chains
 from .config import COLLAPSED, SAMPLERS, SampleConfig, SampleResult, SamplingError
 from .posterior import make_posterior, test_features
+from smtheory.precision import needs_float64
 
 __all__ = ["SAMPLERS", "COLLAPSED", "SampleConfig", "SampleResult", "SamplingError", "sample", "build_sampler"]
 
@@ -113,6 +114,7 @@ def _progress(total, enabled):
     return tqdm(total=total, unit="draw", disable=not sys.stderr.isatty(), leave=False)
 
 
+@needs_float64
 def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = SampleConfig(), *,
            checkpoint=None, resume=False, progress=True):
     """Sample the posterior and summarise it (docs/theory.md §4, §8).
@@ -152,6 +154,7 @@ def sample(problem: KernelProblem, spec: ModelSpec, config: SampleConfig = Sampl
     problem.check_spec(spec)
     if problem.xi_test is None:
         raise InputError("this problem has no test set (give x_test and y_test)")
+    ensure_compilation_cache()  # once per process, before the first compilation (smtheory.compile_cache)
     with single_blas_thread():
         return _dispatch(problem, spec, config, checkpoint, resume, progress)
 

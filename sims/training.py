@@ -1,6 +1,6 @@
-"""Gradient-descent training of the THEORY §1 network with learned query/key weights (THEORY.md §6).
+"""Gradient-descent training of the docs/theory.md §1 network with learned query/key weights (docs/theory.md §6).
 
-The "teacher" network of the paper's one-shot experiment: the architecture of THEORY §1
+The "teacher" network of the paper's one-shot experiment: the architecture of docs/theory.md §1
 (input projection ``V⁰``, ``L`` attention layers whose heads are *summed* with the factor
 ``(H_ℓ N_ℓ)^{-1/2}``, linear readout ``a`` with a fixed token readout ``r``), but with
 qk-style attention ``score_st = (K x_s)·(Q x_t)/√G`` computed from the *bare* input ``x``,
@@ -37,7 +37,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-# float64: importing smtheory (below) runs smtheory.jax_setup, which enables jax_enable_x64
 from smtheory.checks import (DEFAULT_MEMORY_BUDGET, InputError, check_memory, non_negative_int, positive_float,
                                 positive_int)
 from smtheory.checks import seed as check_seed
@@ -49,6 +48,7 @@ from smtheory.tasks.digits import DigitsTask
 from smtheory.tasks.markov import INPUT_DIM, TOKENS, MarkovTask
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from smtheory.precision import needs_float64
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "train", "init_params", "attention", "model_output",
            "loss_fn", "accuracy", "network_weights", "attention_layers", "make_task", "sample_data",
@@ -63,13 +63,13 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    """Configuration of a gradient-descent run (THEORY §6).
+    """Configuration of a gradient-descent run (docs/theory.md §6).
 
     Parameters
     ----------
     task : {"digits", "markov"}
         2-way 1-shot digits episodes (:mod:`smtheory.tasks.digits`) or the hidden-Markov task
-        (THEORY §5, :mod:`smtheory.tasks.markov`).
+        (docs/theory.md §5, :mod:`smtheory.tasks.markov`).
     heads : tuple of int
         Heads per attention layer ``(H_1, ..., H_L)``.
     width : int
@@ -92,7 +92,7 @@ class TrainConfig:
     eval_size : int
         Size of the fixed validation set.
     readout : {"mean", "last", "first"}, optional
-        Token readout; default ``"mean"`` for digits (THEORY §6) and ``"last"`` for Markov (§5).
+        Token readout; default ``"mean"`` for digits (docs/theory.md §6) and ``"last"`` for Markov (§5).
     task_options : dict
         Digits: keyword arguments of :class:`smtheory.tasks.digits.DigitsTask`.
         Markov: ``p_stay`` and ``noise`` of :class:`smtheory.tasks.markov.MarkovTask`.
@@ -218,8 +218,8 @@ def sample_data(task, n, split="train", seed=0):
     """``n`` sequences ``(x [n, N0, T], y [n])`` of a task's split.
 
     Digits: splits ``train``, ``val``, ``test``, ``ood`` (see :mod:`smtheory.tasks.digits`).
-    Markov (THEORY §5): ``train``/``val``/``test`` are independent draws of the task (the seed is
-    offset per split so they never coincide); ``ood`` uses the noisier variant of THEORY §5
+    Markov (docs/theory.md §5): ``train``/``val``/``test`` are independent draws of the task (the seed is
+    offset per split so they never coincide); ``ood`` uses the noisier variant of docs/theory.md §5
     (complement noise 5 instead of the task's value).
     """
     n = check_data_memory(task, n, split)
@@ -258,7 +258,7 @@ def _input_shape(task):
 
 # --------------------------------------------------------------------------------------- model
 def init_params(config, n0, seed=None):
-    """Initial parameters: ``V⁰, V, a ~ N(0, 1)`` (the prior of THEORY §1), ``Q, K ~ N(0, 1/N0)``.
+    """Initial parameters: ``V⁰, V, a ~ N(0, 1)`` (the prior of docs/theory.md §1), ``Q, K ~ N(0, 1/N0)``.
 
     Returns a dict of JAX float64 arrays (see the module docstring).
     """
@@ -276,7 +276,7 @@ def init_params(config, n0, seed=None):
 
 
 def attention(params, x):
-    """Attention matrices ``Ω^{ℓ,h}(x)`` ``[P, H_ℓ, key, query]`` from the bare input (THEORY §1).
+    """Attention matrices ``Ω^{ℓ,h}(x)`` ``[P, H_ℓ, key, query]`` from the bare input (docs/theory.md §1).
 
     ``score_st = (K x_s)·(Q x_t)/√G``, softmax over the key axis (every column sums to 1): the core JAX
     primitives :func:`smtheory.attention_primitives.qk_scores_jax` and
@@ -299,7 +299,7 @@ def network_weights(params, head_mask=None):
 
 
 def model_output(params, x, readout="mean", head_mask=None):
-    """Network output ``f(x)`` [P] (THEORY §1 forward pass with learned qk attention)."""
+    """Network output ``f(x)`` [P] (docs/theory.md §1 forward pass with learned qk attention)."""
     return forward(network_weights(params, head_mask), x, attention(params, x), readout)
 
 
@@ -333,7 +333,7 @@ _MASK_GRAD = {}  # jitted per-example mask gradients, one per readout
 
 
 def head_mask_gradient(params, x, y, readout="mean"):
-    """``|∂L/∂ξ_{ℓ,h}|`` per example, averaged: the head importance of Michel et al. (2019) (THEORY §7).
+    """``|∂L/∂ξ_{ℓ,h}|`` per example, averaged: the head importance of Michel et al. (2019) (docs/theory.md §7).
 
     ``L`` is the per-example squared error, the head mask variables ``ξ`` multiply every head's
     output and are evaluated at 1 (or at the mask in ``params["mask"]`` if present, so already
@@ -360,7 +360,7 @@ def attention_layers(params):
 
 
 def effective_u1(params):
-    """``U_1 = (1/N_1) w_π · w_π'`` from the trained weights' effective weights (THEORY §2–3)."""
+    """``U_1 = (1/N_1) w_π · w_π'`` from the trained weights' effective weights (docs/theory.md §2–3)."""
     Us, _ = sampled_order_parameters({k: np.asarray(v) if k != "V" else [np.asarray(u) for u in v]
                                       for k, v in network_weights(params).items()})
     return Us[0]
@@ -527,8 +527,9 @@ def _train_result(run, config, elapsed, checkpoint):
                        steps_per_second=n_run / elapsed if elapsed > 0 else float("nan"), checkpoint=checkpoint)
 
 
+@needs_float64
 def train(config, checkpoint=None, resume=False, progress=None):
-    """Train the network by Adam on the MSE to ±1 (THEORY §6).
+    """Train the network by Adam on the MSE to ±1 (docs/theory.md §6).
 
     Parameters
     ----------

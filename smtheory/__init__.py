@@ -1,10 +1,10 @@
 """smtheory — statistical-mechanics theory of a tractable transformer.
 
 Implements the finite-width kernel theory of Tiberi, Mignacco, Irie & Sompolinsky
-(NeurIPS 2024) with the conventions of ``THEORY.md``.
+(NeurIPS 2024) with the conventions of ``docs/theory.md``.
 """
-from . import jax_setup  # noqa: F401  (float64 for all theory)
 from .checks import InputError
+from .precision import PrecisionWarning, enable_float64, float64_enabled
 from .attention import AttentionLayer, attention_matrices, readout_vector
 from .fast_weight_paths import fast_weight_path_features
 from .fast_weights import effective_attention, fast_weight_scan
@@ -20,7 +20,7 @@ from .problem import KernelProblem
 __version__ = "0.1.0"
 
 __all__ = [
-    "InputError", "AttentionLayer", "attention_matrices", "readout_vector", "gp_kernel", "path_pair_kernels",
+    "InputError", "PrecisionWarning", "enable_float64", "float64_enabled", "AttentionLayer", "attention_matrices", "readout_vector", "gp_kernel", "path_pair_kernels",
     "renormalized_kernel", "subnetwork_gp_u", "ModelSpec", "path_features", "path_index", "path_labels",
     "scaled_path_features", "subnetwork_paths", "PredictorStats", "kernel_task_alignment", "predictor_moments",
     "predictor_statistics", "KernelProblem", "effective_weights", "forward", "init_weights", "path_form",

@@ -1,4 +1,4 @@
-"""The order-parameter action and its saddle-point equations (THEORY.md §3).
+"""The order-parameter action and its saddle-point equations (docs/theory.md §3).
 
 All functions are pure JAX (float64) functions of the order parameters
 ``U_1, ..., U_L`` (a list of symmetric positive-definite matrices, ``U_ℓ`` of size
@@ -11,7 +11,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import jax_setup  # noqa: F401
 from .kernels import renormalized_kernel
 from .model import ModelSpec
 
@@ -52,7 +51,7 @@ def partial_trace(U, n_heads):
 
 
 def readout_scalar(U_L, c: ActionConstants):
-    """Closed-form ``U_a`` from ``∂S/∂U_a = 0``: ``U_a² + β U_a − γ = 0`` (THEORY §3).
+    """Closed-form ``U_a`` from ``∂S/∂U_a = 0``: ``U_a² + β U_a − γ = 0`` (docs/theory.md §3).
 
     ``β = σa² (H_L N_L/N_a − 1)``, ``γ = Tr(U_L) N_L σa² / (N_a σL²)``.
     """
@@ -75,7 +74,7 @@ def _logdet_and_solve(A, B=None):
 
 
 def prior_action(Us, c: ActionConstants):
-    """The entropic (data-independent) part of the action (all but the last line of THEORY §3)."""
+    """The entropic (data-independent) part of the action (all but the last line of docs/theory.md §3)."""
     L = len(c.heads)
     N = c.widths  # N_1..N_L, N_a
     var = c.variances  # s0², s1²..sL², sa²
@@ -132,7 +131,7 @@ def _energy_and_phi(U1, xi, y, temperature):
 
 
 def action(Us, xi, y, c: ActionConstants):
-    """The action ``S(U_1, ..., U_L)`` of THEORY §3 with ``U_a`` eliminated.
+    """The action ``S(U_1, ..., U_L)`` of docs/theory.md §3 with ``U_a`` eliminated.
 
     Parameters
     ----------
@@ -152,7 +151,7 @@ def action(Us, xi, y, c: ActionConstants):
 
 
 def phi_matrix(U1, xi, y, temperature):
-    """``Φ_{ππ'} = Tr(G C_{ππ'}) − Y^T G C_{ππ'} G Y`` with ``G = (T I + K)^{-1}`` (THEORY §3).
+    """``Φ_{ππ'} = Tr(G C_{ππ'}) − Y^T G C_{ππ'} G Y`` with ``G = (T I + K)^{-1}`` (docs/theory.md §3).
 
     Computed in factored form: ``Tr(G C_{ππ'}) = Σ_{p,i} (G Ξ_π)_{p i} Ξ_{π' p i}``.
     """
@@ -165,7 +164,7 @@ def saddle_point_residuals(Us, xi, y, c: ActionConstants):
 
 
 def _residuals(Us, xi, y, c: ActionConstants):
-    """Relative residuals of the saddle-point equations of THEORY §3, written out explicitly.
+    """Relative residuals of the saddle-point equations of docs/theory.md §3, written out explicitly.
 
     Returns a list, one entry per layer ℓ = 1..L, followed by the ``U_a`` equation:
 
@@ -177,6 +176,12 @@ def _residuals(Us, xi, y, c: ActionConstants):
     These are independent of automatic differentiation, so they check that the
     solver's minimiser solves the equations of the theory and not only its own gradient.
     """
+    return residuals_from_phi(Us, phi_matrix(Us[0], xi, y, c.temperature), c)
+
+
+def residuals_from_phi(Us, phi, c: ActionConstants):
+    """The residuals of :func:`_residuals` with ``Φ`` given (e.g. from a factorisation the caller has), as a
+    JAX array (docs/theory.md §3, eq-saddle-bottom and eq-saddle-upper)."""
     L = len(c.heads)
     N = c.widths
     var = c.variances
@@ -185,7 +190,6 @@ def _residuals(Us, xi, y, c: ActionConstants):
     inv = [jnp.linalg.inv(U) for U in Us]
     inv_next = [jnp.linalg.inv(M) for M in nxt]
     out = []
-    phi = phi_matrix(Us[0], xi, y, c.temperature)
     r = inv[0] - inv_next[0] / var[1] - phi / N[0]
     out.append(jnp.linalg.norm(r) / jnp.linalg.norm(inv[0]))
     for l in range(1, L):
@@ -222,13 +226,22 @@ def energy_hessian(U1, xi, y, temperature):
     solve = lambda B: jax.scipy.linalg.solve_triangular(Lc, B, lower=True)  # noqa: E731
     X = solve(xi.reshape(P, D * N0)).reshape(P, D, N0)
     beta = jnp.einsum("p,pdi->di", solve(y), X)  # β_a = X_a^T L^{-1} Y
+    return energy_hessian_from_solved(X, beta)
+
+
+def energy_hessian_from_solved(X, beta, gram=None):
+    """The Hessian of :func:`energy_hessian` from the solved features ``X = L^{-1} Ξ`` [P, D, N0] and
+    ``β = Xᵀ L^{-1} Y`` [D, N0] of a factorisation ``T I + K = L Lᵀ`` (docs/theory.md §3); ``[D², D²]``.
+
+    ``gram``: ``Xᵀ X`` as ``[D·N0, D·N0]`` if the caller has it (used when ``P ≥ N0``)."""
+    P, D, N0 = X.shape
     u = jnp.einsum("pai,bi->abp", X, beta)  # u_ab = X_a β_b, so β_c^T M_da β_b = u_dc · u_ab
     t2 = jnp.einsum("dcp,abp->abcd", u, u)
     if P < N0:
         W = jnp.einsum("pai,qbi->abpq", X, X)
         t4 = jnp.einsum("cdpq,abqp->abcd", W, W)
     else:
-        M = jnp.einsum("pbi,pcj->bicj", X, X)
+        M = jnp.einsum("pbi,pcj->bicj", X, X) if gram is None else gram.reshape(D, N0, D, N0)
         t4 = jnp.einsum("bicj,djai->abcd", M, M)
     H = -t4 + t2 + jnp.transpose(t2, (2, 3, 0, 1))
     return H.reshape(D * D, D * D)

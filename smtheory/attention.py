@@ -1,4 +1,4 @@
-"""Attention layers and their attention matrices from the bare input (THEORY.md §1).
+"""Attention layers and their attention matrices from the bare input (docs/theory.md §1).
 
 Conventions: inputs are ``[example, feature, token]``; an attention matrix
 ``Ω[s, t]`` has the key ``s`` first and the query ``t`` second, the softmax runs
@@ -24,6 +24,7 @@ from .attention_primitives import (NONLINEARITIES, hardmax_keys, qk_scores, read
                                    w_scores)
 from .checks import InputError, finite_array
 from .mixing import mixing_matrices, validate_options
+from .precision import needs_float64
 
 __all__ = ["AttentionLayer", "attention_matrices", "check_layers", "NONLINEARITIES", "w_scores", "qk_scores",
            "softmax_keys", "hardmax_keys", "readout_vector"]
@@ -100,7 +101,7 @@ class AttentionLayer:
         return (self.W if self.W is not None else self.Q).shape[-1]
 
     def scores(self, x):
-        """Scores ``[P, H, key, query]`` of the layer (:func:`w_scores` or :func:`qk_scores`; THEORY §1)."""
+        """Scores ``[P, H, key, query]`` of the layer (:func:`w_scores` or :func:`qk_scores`; docs/theory.md §1)."""
         return w_scores(x, self.W) if self.style == "w" else qk_scores(x, self.Q, self.K)
 
     def __call__(self, x, name="x"):
@@ -140,6 +141,7 @@ def check_layers(layers):
     return layers
 
 
+@needs_float64
 def attention_matrices(x, layers, name="x"):
     """Attention matrices of every layer from the bare input.
 

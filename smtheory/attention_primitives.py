@@ -1,4 +1,4 @@
-"""Attention primitives from the bare input: scores, normalisation over keys, token readout (THEORY.md §1).
+"""Attention primitives from the bare input: scores, normalisation over keys, token readout (docs/theory.md §1).
 
 The bottom of the attention stack (``attention_primitives`` → :mod:`smtheory.fast_weights` →
 :mod:`smtheory.mixing` → :mod:`smtheory.attention`); it imports no other attention module.
@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import jax_setup  # noqa: F401  (float64)
 from .checks import InputError
 from .model import READOUTS
 
@@ -156,7 +155,7 @@ def softmax_keys_jax(scores):
 
 
 def readout_vector(n_tokens, readout="last"):
-    """The fixed token-readout vector ``r ∈ R^T`` (THEORY §1; docs/theory.md, "Model (§1)").
+    """The fixed token-readout vector ``r ∈ R^T`` (docs/theory.md §1; docs/theory.md, "Model (§1)").
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Path features in O(T) through the fast-weight recurrences of ``"linear"``/``"delta"`` layers (THEORY.md §2).
+"""Path features in O(T) through the fast-weight recurrences of ``"linear"``/``"delta"`` layers (docs/theory.md §2).
 
 ``ξ^π(x) = x Ω^{1,h1} ⋯ Ω^{L,hL} r`` without forming any T × T matrix: the bare input is fed as values through
 every layer's memory recurrence (:func:`smtheory.fast_weights.fast_weight_scan`).  It sits above the mixing
@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import jax_setup  # noqa: F401  (float64)
 from .attention_primitives import readout_vector
 from .checks import InputError, finite_array
 from .fast_weights import fast_weight_scan
@@ -37,7 +36,7 @@ def _layer_scan(Y, phik, phiq, beta, rule, causal, normalize):
 
 
 def fast_weight_path_features(x, layers, readout="last"):
-    """Raw path features ``ξ^π(x)`` [P, D, N0] through the fast-weight recurrences (THEORY §2).
+    """Raw path features ``ξ^π(x)`` [P, D, N0] through the fast-weight recurrences (docs/theory.md §2).
 
     The bare input is the value stream of layer 1; the output of every head of layer ℓ (one per partial
     path) is the value stream of layer ℓ + 1; finally the readout ``r`` is applied.  Cost O(T) per

@@ -1,4 +1,4 @@
-"""Linear attention as a fast-weight programmer (THEORY.md §1–2).
+"""Linear attention as a fast-weight programmer (docs/theory.md §1–2).
 
 Linear attention and the delta-rule fast-weight update (Schlag, Irie & Schmidhuber 2021, "Linear
 transformers are secretly fast weight programmers") keep a memory matrix ``W_t ∈ R^{n×m}`` that is
@@ -10,13 +10,13 @@ written with the values ``v_t ∈ R^n`` and read with the feature-mapped query `
 
 When keys, queries and the learning rates ``β_t`` are computed from the bare input x (never from the
 hidden states), both are linear in the values: ``y_t = Σ_s v_s Ω_st`` with a fixed effective attention
-matrix ``Ω(x)`` [key s, query t] (:func:`effective_attention`), so they fit the theory of THEORY §1
+matrix ``Ω(x)`` [key s, query t] (:func:`effective_attention`), so they fit the theory of docs/theory.md §1
 unchanged.  For the delta rule the pseudo-values ``u_t = β_t (v_t − W_{t−1} φ(k_t))`` solve the unit
 lower-triangular system ``(I + diag(β) tril(K K^T, −1)) U = diag(β) V``, which gives
 ``Ω^T = tril(Q K^T) (I + diag(β) tril(K K^T, −1))^{-1} diag(β)``.
 
 :func:`smtheory.fast_weight_paths.fast_weight_path_features` computes the raw path features
-``ξ^π(x) = x Ω^{1,h1} ⋯ Ω^{L,hL} r`` (THEORY §2) by feeding the bare input as values through each layer's
+``ξ^π(x) = x Ω^{1,h1} ⋯ Ω^{L,hL} r`` (docs/theory.md §2) by feeding the bare input as values through each layer's
 recurrence (:func:`fast_weight_scan`, a :func:`jax.lax.scan`), in time linear in the number of tokens T and
 without ever forming a T × T matrix.
 
@@ -32,7 +32,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import jax_setup  # noqa: F401  (float64)
 from .checks import InputError
 
 __all__ = ["FEATURE_MAPS", "FAST_RULES", "elu_plus_one", "dpfp", "positive_random_features", "random_projection",
@@ -115,7 +114,7 @@ def fast_weight_scan(phik, phiq, values, beta=None, *, rule="linear", causal=Tru
     phik, phiq : arrays [T, m]
         Feature-mapped keys ``φ(k_t)`` and queries ``φ(q_t)``.
     values : array [n, T]
-        Values ``v_t`` as columns (layout of THEORY §1: feature × token).
+        Values ``v_t`` as columns (layout of docs/theory.md §1: feature × token).
     beta : array [T], optional
         Delta-rule learning rates ``β_t`` (required for ``rule="delta"``).
     rule : {"linear", "delta"}

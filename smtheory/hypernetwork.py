@@ -1,4 +1,4 @@
-"""The hypernetwork view of attention paths (THEORY.md §1–3).
+"""The hypernetwork view of attention paths (docs/theory.md §1–3).
 
 Schug et al. (2024, "Attention as a hypernetwork") read multi-head attention as a hypernetwork: for
 every key–query pair (s, t) the attention scores across heads form a *latent code*
@@ -8,7 +8,7 @@ every key–query pair (s, t) the attention scores across heads form a *latent c
 
 In the tractable model the same reading holds for whole paths.  With the *path code* of key token s,
 ``c_s(x) = (Ω^{1,h1} ⋯ Ω^{L,hL} r)_s ∈ R^D`` (one entry per path π; :func:`path_codes`), the path
-features are ``ξ^π(x) = Σ_s c^π_s x_s`` and the network output (THEORY §2) is
+features are ``ξ^π(x) = Σ_s c^π_s x_s`` and the network output (docs/theory.md §2) is
 
     f(x) = Σ_s W(c_s(x)) · x_s,    W(c) = Σ_π c_π W_π,    W_π = (D N1 N0)^{-1/2} V⁰ᵀ w_π ∈ R^{N0},
 
@@ -18,9 +18,9 @@ The renormalised kernel is then code similarity under the metric ``U_1`` times i
 
     K_U(x, x') = (σ0² / (N0 D)) Σ_{s, s'} (c_s(x)ᵀ U_1 c_{s'}(x')) (x_s · x'_{s'})
 
-(:func:`code_kernel`), equal to the path-kernel assembly ``Ξ (U ⊗ I) Ξᵀ`` of THEORY §2.  The GP
+(:func:`code_kernel`), equal to the path-kernel assembly ``Ξ (U ⊗ I) Ξᵀ`` of docs/theory.md §2.  The GP
 limit uses the Euclidean metric ``σa² Π σℓ² I``; learning at finite width re-weights it
-(THEORY §3).  For one weight sample, the Gram matrix of the hypernetwork weights averages over the input
+(docs/theory.md §3).  For one weight sample, the Gram matrix of the hypernetwork weights averages over the input
 projection to ``E_{V⁰}[W_h W_hᵀ] = σ0² U_1 / D`` with ``U_1 = w wᵀ/N1`` the sampled order parameter
 (:func:`hypernetwork_metric`).
 """
@@ -31,11 +31,10 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from . import jax_setup  # noqa: F401  (float64)
 from .checks import InputError, check_memory, finite_array
 from .network import check_weights
 from .path_model import order_parameter, path_matrix
-from .paths import path_codes  # noqa: F401  (part of this module's API: the path codes of THEORY §2)
+from .paths import path_codes  # noqa: F401  (part of this module's API: the path codes of docs/theory.md §2)
 
 __all__ = ["latent_codes", "head_hypernetwork_weights", "path_codes", "hypernetwork_weights",
            "hypernetwork_output", "code_kernel", "hypernetwork_metric"]
@@ -88,7 +87,7 @@ def hypernetwork_weights(weights):
     Returns
     -------
     array [D, N0]
-        ``path_matrix(weights) / √(D N1 N0)`` (:func:`smtheory.path_model.path_matrix`, THEORY §2).
+        ``path_matrix(weights) / √(D N1 N0)`` (:func:`smtheory.path_model.path_matrix`, docs/theory.md §2).
     """
     pw = check_weights(weights, np)
     return path_matrix(pw, np) / math.sqrt(pw.n_paths * pw.widths[0] * pw.n0)
@@ -114,7 +113,7 @@ def hypernetwork_output(codes, x, hyper_weights):
 
 
 def code_kernel(codes_a, x_a, U, sigma0_sq=1.0, codes_b=None, x_b=None, memory_budget=1 * 2**30):
-    """Kernel as code similarity times input similarity (THEORY §2 rewritten).
+    """Kernel as code similarity times input similarity (docs/theory.md §2 rewritten).
 
     ``K_U(x, x') = (σ0² / (N0 D)) Σ_{s,s'} (c_s(x)ᵀ U c_{s'}(x')) (x_s · x'_{s'})``.
 
@@ -173,7 +172,7 @@ def hypernetwork_metric(weights):
     Returns
     -------
     (array [D, D], array [D, D])
-        ``U_1`` (:func:`smtheory.path_model.order_parameter`, THEORY §3) and ``G``.
+        ``U_1`` (:func:`smtheory.path_model.order_parameter`, docs/theory.md §3) and ``G``.
     """
     pw = check_weights(weights, np)
     Wh = hypernetwork_weights(pw)

@@ -1,4 +1,4 @@
-"""Path-pair kernels and the renormalised kernel (THEORY.md §2–3).
+"""Path-pair kernels and the renormalised kernel (docs/theory.md §2–3).
 
 ``C_{ππ'}(x, x') = ξ̃^π(x)·ξ̃^{π'}(x')`` and ``K_U = Σ_{ππ'} U_{ππ'} C_{ππ'}``.  With the
 feature matrix ``Ξ`` of shape ``[P, D, N0]`` the renormalised kernel is assembled
@@ -11,8 +11,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from . import jax_setup  # noqa: F401  (enables float64)
 from .checks import InputError, check_memory
+from .precision import needs_float64
 
 
 def _check_u(U, D):
@@ -22,6 +22,7 @@ def _check_u(U, D):
     return U
 
 
+@needs_float64
 def renormalized_kernel(xi_a, U, xi_b=None):
     """``K_U(x_a, x_b) = Ξ_a (U ⊗ I) Ξ_b^T`` from scaled features.
 
@@ -51,8 +52,9 @@ def kernel_diagonal(xi, U):
     return jnp.einsum("pdi,de,pei->p", xi, U, xi)
 
 
+@needs_float64
 def gp_kernel(xi_a, spec, xi_b=None):
-    """GP (infinite-width) kernel: ``U_1 = σa² Π σℓ² I`` (THEORY §3)."""
+    """GP (infinite-width) kernel: ``U_1 = σa² Π σℓ² I`` (docs/theory.md §3)."""
     D = xi_a.shape[1]
     return renormalized_kernel(xi_a, spec.gp_u1_scale() * jnp.eye(D), xi_b)
 
@@ -73,6 +75,7 @@ def subnetwork_gp_u(spec, paths):
     return (D / len(paths)) * spec.gp_u1_scale() * np.diag(mask)
 
 
+@needs_float64
 def path_pair_kernels(xi_a, xi_b=None, memory_budget=2 * 2**30):
     """All path-pair kernels ``C[π, π', μ, ν]`` as a ``[D, D, P, Q]`` array (small problems only).
 

@@ -1,9 +1,9 @@
-"""A registry of token-mixing rules computed from the bare input (THEORY.md §1).
+"""A registry of token-mixing rules computed from the bare input (docs/theory.md §1).
 
 The theory needs only that every layer mixes tokens by a matrix ``Ω^{ℓ,h}(x)`` that depends on the
 bare input x alone and acts linearly on the values: output token t is ``Σ_s x_s Ω_st``.  Given x the
 network is then a deep linear network in its Bayesian weights, the path features ``ξ^π(x)`` of
-THEORY §2 are fixed, and the theory, the solvers and the samplers run unchanged.  A *mixing rule* is
+docs/theory.md §2 are fixed, and the theory, the solvers and the samplers run unchanged.  A *mixing rule* is
 any such map ``(x, layer) ↦ Ω`` returning ``[example, head, key s, query t]`` (the convention of
 :func:`smtheory.attention.attention_matrices`).
 
@@ -39,7 +39,7 @@ Registering a rule — :func:`register_rule` accepts two forms:
 
 Why hidden-state dependence is refused: if Ω depended on the hidden states ``x^ℓ`` (on the Bayesian
 weights), the output would no longer be linear in each layer's weights given x, the path features
-would depend on the weights, and neither the kernel of THEORY §2 nor the action of §3 would hold.
+would depend on the weights, and neither the kernel of docs/theory.md §2 nor the action of §3 would hold.
 :func:`register_rule` therefore (i) inspects the signature and refuses any argument the theory cannot
 supply (anything besides x, the layer and — for value programs — the values; names such as
 ``hidden``, ``h``, ``state``, ``weights`` are refused outright, also as options), and (ii) for value
@@ -56,7 +56,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import jax_setup  # noqa: F401  (float64)
 from . import fast_weights as fw
 from .attention_primitives import hardmax_keys, softmax_keys
 from .checks import InputError, finite_array
@@ -114,7 +113,7 @@ def _signature_options(name, fn, form):
         if p.name in HIDDEN_NAMES:
             raise InputError(
                 f"mixing rule {name!r} asks for {p.name!r}: a token-mixing rule may depend only on the bare input x "
-                f"and the layer's fixed attention weights, never on hidden states or Bayesian weights (THEORY.md §1; "
+                f"and the layer's fixed attention weights, never on hidden states or Bayesian weights (docs/theory.md §1; "
                 f"hidden-state dependence breaks the path-kernel theory)")
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             raise InputError(f"mixing rule {name!r}: *args/**kwargs are not allowed; "
@@ -126,7 +125,7 @@ def _signature_options(name, fn, form):
         raise InputError(
             f"mixing rule {name!r} ({form} form) must have the signature fn({', '.join(required)}, *, option=default, "
             f"...); it asks for {extra or [p.name for p in positional]} which the theory cannot supply — rules see "
-            f"only the bare input x (THEORY.md §1)")
+            f"only the bare input x (docs/theory.md §1)")
     defaults = {p.name: p.default for p in params if p.default is not p.empty}
     return defaults
 
@@ -144,7 +143,7 @@ def register_rule(name, fn, *, form="matrix", depends_on="input", description=""
     form : {"matrix", "values"}
     depends_on : {"input"}
         What Ω may depend on.  Only ``"input"`` (the bare input x) is accepted; anything else
-        (e.g. ``"hidden"``) is refused because it breaks the theory (THEORY §1).
+        (e.g. ``"hidden"``) is refused because it breaks the theory (docs/theory.md §1).
     description : str
     overwrite : bool
         Replace an existing rule of the same name.
@@ -164,7 +163,7 @@ def register_rule(name, fn, *, form="matrix", depends_on="input", description=""
     if depends_on != "input":
         raise InputError(
             f"mixing rule {name!r}: depends_on={depends_on!r} is refused — attention must depend only on the bare "
-            f"input x (THEORY.md §1); a rule that reads hidden states makes the network nonlinear in its weights "
+            f"input x (docs/theory.md §1); a rule that reads hidden states makes the network nonlinear in its weights "
             f"and breaks the path-kernel theory")
     if form not in ("matrix", "values"):
         raise InputError(f"form must be 'matrix' or 'values', got {form!r}")
@@ -431,7 +430,7 @@ def check_rule(layer, x, n_probe=2, n_values=3, seed=0, rtol=1e-8):
             raise InputError(
                 f"{layer.name}: mixing rule {rule.name!r} is not a fixed matrix Ω(x) applied to the values "
                 f"(relative error {err:.2e}): its mixing depends on the values, i.e. on hidden states, which breaks "
-                f"the theory (THEORY.md §1). Compute gates, learning rates and normalisers from the bare input x")
+                f"the theory (docs/theory.md §1). Compute gates, learning rates and normalisers from the bare input x")
     return True
 
 

@@ -1,4 +1,4 @@
-"""The model specification (THEORY.md §1).
+"""The model specification (docs/theory.md §1).
 
 A :class:`ModelSpec` fixes everything about the tractable transformer that is
 not data or attention weights: heads per layer, widths, prior variances,
@@ -18,7 +18,7 @@ READOUTS = ("last", "first", "mean")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Architecture and Bayesian hyper-parameters of the network of THEORY §1.
+    """Architecture and Bayesian hyper-parameters of the network of docs/theory.md §1.
 
     Parameters
     ----------
@@ -31,7 +31,7 @@ class ModelSpec:
     variances : sequence of float, optional
         Prior variances ``(σ0², σ1², ..., σL², σa²)`` (``L + 2`` numbers). Default all 1.
     temperature : float
-        Observation-noise variance ``T`` of the posterior (THEORY §1). Default 0.01.
+        Observation-noise variance ``T`` of the posterior (docs/theory.md §1). Default 0.01.
     readout : {"last", "first", "mean"}
         Token readout vector ``r``: ``e_T``, ``e_1`` or ``1/T``.
     """
@@ -126,7 +126,7 @@ class ModelSpec:
         return self.variances[-1]
 
     def gp_order_parameters(self):
-        """GP (data-free) saddle point: ``U_ℓ = σℓ² ⋯ σL² σa² I``, ``U_a = σa²`` (THEORY §3)."""
+        """GP (data-free) saddle point: ``U_ℓ = σℓ² ⋯ σL² σa² I``, ``U_a = σa²`` (docs/theory.md §3)."""
         out = []
         for l in range(self.n_layers):
             scale = math.prod(self.variances[l + 1:])

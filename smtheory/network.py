@@ -1,4 +1,4 @@
-"""The network of THEORY.md §1 and its path form (THEORY.md §2).
+"""The network of docs/theory.md §1 and its path form (docs/theory.md §2).
 
 The Bayesian weights are a dict pytree (or the equivalent typed pytree
 :class:`smtheory.path_model.PathWeights`)::
@@ -11,13 +11,13 @@ with ``V[ℓ-1][h]`` the matrix ``V^{ℓ,h} ∈ R^{N_{ℓ+1}×N_ℓ}`` (``N_{L+1
 
 Two equivalent evaluations of the network output are provided:
 
-* :func:`forward` — the plain layer-by-layer pass of THEORY §1;
-* :func:`path_form` — ``f(x) = (D N1 N0)^{-1/2} Σ_π w_π^T V⁰ ξ^π(x)`` of THEORY §2, with the
+* :func:`forward` — the plain layer-by-layer pass of docs/theory.md §1;
+* :func:`path_form` — ``f(x) = (D N1 N0)^{-1/2} Σ_π w_π^T V⁰ ξ^π(x)`` of docs/theory.md §2, with the
   effective weights ``w_π`` of :func:`effective_weights` and the raw path features
   ``ξ^π(x)`` of :func:`smtheory.paths.path_features`.  This is what a sampler should use.
 
 :func:`sampled_order_parameters` gives ``U_ℓ = (1/N_ℓ) w^{(ℓ)} w^{(ℓ)T}`` and
-``U_a = |a|²/N_a`` for one weight sample (THEORY §3, "Meaning"); their posterior
+``U_a = |a|²/N_a`` for one weight sample (docs/theory.md §3, "Meaning"); their posterior
 average is the sampled order parameter.
 
 The path-form functions here validate their inputs (:func:`check_weights`) and then call the
@@ -36,12 +36,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import jax_setup  # noqa: F401  (float64)
 from .checks import InputError, positive_int
 from .attention import readout_vector
 from .model import ModelSpec
 from . import path_model
 from .path_model import PathWeights
+from .precision import needs_float64
 
 __all__ = ["init_weights", "forward", "effective_weights", "path_form", "sampled_order_parameters",
            "check_weights"]
@@ -76,7 +76,7 @@ def _as_array(name, value, ndim, xp=np):
 
 
 def check_weights(weights, xp=np):
-    """Validate a weight pytree of THEORY §1 and return it as a :class:`~smtheory.path_model.PathWeights`.
+    """Validate a weight pytree of docs/theory.md §1 and return it as a :class:`~smtheory.path_model.PathWeights`.
 
     Parameters
     ----------
@@ -141,8 +141,9 @@ def _readout(readout, T, xp=np):
 
 
 # --------------------------------------------------------------------------- prior draw
+@needs_float64
 def init_weights(spec: ModelSpec, n0, seed=0):
-    """Draw Bayesian weights from the Gaussian prior of THEORY §1.
+    """Draw Bayesian weights from the Gaussian prior of docs/theory.md §1.
 
     Parameters
     ----------
@@ -181,8 +182,9 @@ def init_weights(spec: ModelSpec, n0, seed=0):
 
 
 # --------------------------------------------------------------------------- forward pass
+@needs_float64
 def forward(weights, x, omegas, readout="last"):
-    """Plain layer-by-layer forward pass (THEORY §1).
+    """Plain layer-by-layer forward pass (docs/theory.md §1).
 
     ``x¹ = V⁰ x/√N0``;  ``x^{ℓ+1} = (H_ℓ N_ℓ)^{-1/2} Σ_h V^{ℓ,h} x^ℓ Ω^{ℓ,h}(x)``;
     ``f(x) = a · x^{L+1} r / √N_a``.
@@ -229,8 +231,9 @@ def forward(weights, x, omegas, readout="last"):
 
 
 # --------------------------------------------------------------------------- path form
+@needs_float64
 def effective_weights(weights):
-    """Partial effective weights of every layer (THEORY §2).
+    """Partial effective weights of every layer (docs/theory.md §2).
 
     ``w^{(ℓ)}_{h_ℓ…h_L} = (N_a N_L ⋯ N_{ℓ+1})^{-1/2} (V^{ℓ,h_ℓ})^T ⋯ (V^{L,h_L})^T a``,
     built recursively from the top: ``w^{(L+1)} = a``,
@@ -253,8 +256,9 @@ def effective_weights(weights):
     return path_model.effective_weights(check_weights(weights, xp), xp)
 
 
+@needs_float64
 def path_form(weights, xi_raw):
-    """Network output in path form (THEORY §2): ``f(x) = (D N1 N0)^{-1/2} Σ_π w_π^T V⁰ ξ^π(x)``.
+    """Network output in path form (docs/theory.md §2): ``f(x) = (D N1 N0)^{-1/2} Σ_π w_π^T V⁰ ξ^π(x)``.
 
     Exactly equal to :func:`forward` for the same inputs, at a cost independent of ``T``
     once the path features are precomputed.  The validated front end of
@@ -286,8 +290,9 @@ def path_form(weights, xi_raw):
     return path_model.output(pw, xi, xp)
 
 
+@needs_float64
 def sampled_order_parameters(weights):
-    """Order parameters of one weight sample (THEORY §3, "Meaning").
+    """Order parameters of one weight sample (docs/theory.md §3, "Meaning").
 
     ``U_ℓ[η, η'] = (1/N_ℓ) w^{(ℓ)}_η · w^{(ℓ)}_{η'}`` for ℓ = 1..L and ``U_a = |a|²/N_a``.
     Averaged over posterior samples these are the sampled order parameters that the

@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
-from . import jax_setup  # noqa: F401  (float64)
 from .checks import InputError, check_memory
 
 __all__ = ["PAIR_BLOCK_BUDGET", "pair_blocks_nbytes", "pair_blocks", "pair_kernel", "pair_energy"]

@@ -1,6 +1,6 @@
-"""The path-form model of the network: one typed weights pytree and its pure functions (THEORY.md §2–3).
+"""The path-form model of the network: one typed weights pytree and its pure functions (docs/theory.md §2–3).
 
-The Bayesian weights of THEORY §1 are the pytree :class:`PathWeights` ``(V0, V, a)``::
+The Bayesian weights of docs/theory.md §1 are the pytree :class:`PathWeights` ``(V0, V, a)``::
 
     V0 : [N1, N0]                                   input projection
     V  : ([H_1, N2, N1], ..., [H_L, N_a, N_L])      attention-layer values, one array per layer
@@ -16,13 +16,13 @@ posterior (docs/theory.md §8.1).
 Written once and used by :mod:`smtheory.network` (after validation), :mod:`smtheory.hypernetwork`
 and the samplers and analyses of :mod:`smtheory.sims`:
 
-* :func:`effective_weights` — the partial effective weights ``w^{(ℓ)}`` of THEORY §2
+* :func:`effective_weights` — the partial effective weights ``w^{(ℓ)}`` of docs/theory.md §2
   (docs/theory.md, "Paths and kernels (§2)");
 * :func:`path_matrix` — ``M = w_π V⁰`` ``[D, N0]``, the product every path term contains;
 * :func:`output` — the path form ``f(x) = (D N1 N0)^{-1/2} Σ_π w_π^T V⁰ ξ^π(x)`` from raw path
   features ``ξ`` ``[P, D, N0]`` (:func:`smtheory.paths.path_features`);
 * :func:`order_parameter` and :func:`sampled_order_parameters` — the sampled order parameters
-  ``U_ℓ = (1/N_ℓ) w^{(ℓ)} w^{(ℓ)T}`` and ``U_a = |a|²/N_a`` of one weight sample (THEORY §3,
+  ``U_ℓ = (1/N_ℓ) w^{(ℓ)} w^{(ℓ)T}`` and ``U_a = |a|²/N_a`` of one weight sample (docs/theory.md §3,
   "Meaning"; docs/theory.md §8.1 for ``Û = U_1``).
 
 Nothing is validated here: the functions are pure, shape-static and traceable by ``jax.jit`` /
@@ -36,14 +36,13 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
-from . import jax_setup  # noqa: F401  (float64)
 
 __all__ = ["PathWeights", "as_path_weights", "effective_weights", "path_matrix", "output", "order_parameter",
            "sampled_order_parameters"]
 
 
 class PathWeights(NamedTuple):
-    """The Bayesian weights ``(V⁰, (V^1, …, V^L), a)`` of THEORY §1 as a typed pytree.
+    """The Bayesian weights ``(V⁰, (V^1, …, V^L), a)`` of docs/theory.md §1 as a typed pytree.
 
     Attributes
     ----------
@@ -102,7 +101,7 @@ def as_path_weights(weights):
 
 
 def effective_weights(weights, xp=jnp):
-    """Partial effective weights of every layer (THEORY §2; docs/theory.md "Paths and kernels (§2)").
+    """Partial effective weights of every layer (docs/theory.md §2; docs/theory.md "Paths and kernels (§2)").
 
     ``w^{(ℓ)}_{h_ℓ…h_L} = (N_a N_L ⋯ N_{ℓ+1})^{-1/2} (V^{ℓ,h_ℓ})^T ⋯ (V^{L,h_L})^T a``, built
     recursively from the top: ``w^{(L+1)} = a``, ``w^{(ℓ)}_{(h, η)} = N_{ℓ+1}^{-1/2} (V^{ℓ,h})^T w^{(ℓ+1)}_η``.
@@ -135,7 +134,7 @@ def effective_weights(weights, xp=jnp):
 
 
 def path_matrix(weights, xp=jnp):
-    """``M = w_π V⁰`` ``[D, N0]``, so that ``f = (D N1 N0)^{-1/2} Σ_{π,m} M[π, m] ξ^π_m`` (THEORY §2).
+    """``M = w_π V⁰`` ``[D, N0]``, so that ``f = (D N1 N0)^{-1/2} Σ_{π,m} M[π, m] ξ^π_m`` (docs/theory.md §2).
 
     Parameters
     ----------
@@ -152,7 +151,7 @@ def path_matrix(weights, xp=jnp):
 
 
 def output(weights, xi, xp=jnp):
-    """Network output in path form, ``f(x) = (D N1 N0)^{-1/2} Σ_π w_π^T V⁰ ξ^π(x)`` (THEORY §2).
+    """Network output in path form, ``f(x) = (D N1 N0)^{-1/2} Σ_π w_π^T V⁰ ξ^π(x)`` (docs/theory.md §2).
 
     Exactly equal to the layer-by-layer pass :func:`smtheory.network.forward`, at a cost independent
     of the number of tokens once the path features are computed (docs/theory.md "Paths and kernels (§2)").
@@ -176,7 +175,7 @@ def output(weights, xi, xp=jnp):
 
 
 def order_parameter(weights, xp=jnp):
-    """The path-path order parameter ``U_1 = (1/N1) w_π · w_π'`` ``[D, D]`` of one sample (THEORY §3).
+    """The path-path order parameter ``U_1 = (1/N1) w_π · w_π'`` ``[D, D]`` of one sample (docs/theory.md §3).
 
     The first element of :func:`sampled_order_parameters` (docs/theory.md §8.1: ``Û``).
 
@@ -197,7 +196,7 @@ def order_parameter(weights, xp=jnp):
 
 
 def sampled_order_parameters(weights, xp=jnp):
-    """Order parameters of one weight sample (THEORY §3, "Meaning").
+    """Order parameters of one weight sample (docs/theory.md §3, "Meaning").
 
     ``U_ℓ[η, η'] = (1/N_ℓ) w^{(ℓ)}_η · w^{(ℓ)}_{η'}`` for ℓ = 1..L and ``U_a = |a|²/N_a``.  Averaged
     over posterior samples these are the sampled order parameters that the saddle point predicts.

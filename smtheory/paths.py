@@ -1,4 +1,4 @@
-"""Attention paths and path features (THEORY.md §2).
+"""Attention paths and path features (docs/theory.md §2).
 
 A path is one head per layer ``π = (h_1, ..., h_L)``; paths are flattened with
 ``h_1`` most significant and ``h_L`` fastest (C order).  The path-transformed
@@ -14,6 +14,7 @@ import numpy as np
 
 from .checks import InputError, finite_array
 from .attention import readout_vector
+from .precision import needs_float64
 
 
 def path_index(heads):
@@ -33,7 +34,7 @@ def path_labels(heads, head_names=None):
 
 
 def path_codes(omegas, readout="last"):
-    """Path codes ``c^π_s(x) = (Ω^{1,h1} ⋯ Ω^{L,hL} r)_s``: the weight of token s in path π (THEORY §2).
+    """Path codes ``c^π_s(x) = (Ω^{1,h1} ⋯ Ω^{L,hL} r)_s``: the weight of token s in path π (docs/theory.md §2).
 
     The path features are ``ξ^π(x) = Σ_s c^π_s(x) x_s`` (:func:`path_features`); in the hypernetwork view
     (:mod:`smtheory.hypernetwork`) the codes are the latent code of each path.
@@ -68,6 +69,7 @@ def path_codes(omegas, readout="last"):
     return np.swapaxes(v, 1, 2)  # [P, T, D]
 
 
+@needs_float64
 def path_features(x, omegas, readout="last"):
     """Raw path features ``ξ^π(x)`` for all ``D`` paths.
 
@@ -102,10 +104,11 @@ def path_features(x, omegas, readout="last"):
 
 
 def feature_scale(sigma0_sq, n0, n_paths):
-    """Scale factor ``σ0 / √(N0 D)`` of THEORY §2."""
+    """Scale factor ``σ0 / √(N0 D)`` of docs/theory.md §2."""
     return math.sqrt(sigma0_sq / (n0 * n_paths))
 
 
+@needs_float64
 def scaled_path_features(xi, sigma0_sq):
     """``ξ̃^π = σ0 ξ^π / √(N0 D)`` from raw features ``[P, D, N0]``."""
     P, D, N0 = xi.shape

@@ -1,4 +1,4 @@
-"""Predictor statistics of the renormalised kernel regression (THEORY.md §3).
+"""Predictor statistics of the renormalised kernel regression (docs/theory.md §3).
 
 With ``K``, ``k*``, ``k**`` built from ``U_1``:
 
@@ -24,10 +24,12 @@ import scipy.linalg
 import scipy.special
 
 from .checks import CLASSIFICATION, REGRESSION, InputError, finite_array, label_task, positive_float
+from .compile_cache import ensure_compilation_cache
 from .kernels import kernel_diagonal, renormalized_kernel, subnetwork_gp_u
 from .model import ModelSpec
 from .problem import KernelProblem
 from .records import array_from_json, finite_or_none, float_from_json, json_array
+from .precision import needs_float64
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,12 +52,13 @@ class PredictorStats:
 
         Keys: ``predictor_mean``, ``predictor_variance`` (lists, as in a sampling record),
         ``generalization_error``, ``test_accuracy`` (the attribute :attr:`accuracy`),
-        ``gaussian_accuracy``, ``task``.
+        ``gaussian_accuracy``, ``task``, ``dtype`` (of the predictor mean: the precision it was computed in).
         """
         return dict(predictor_mean=json_array(self.mean), predictor_variance=json_array(self.variance),
                     generalization_error=finite_or_none(self.generalization_error),
                     test_accuracy=finite_or_none(self.accuracy),
-                    gaussian_accuracy=finite_or_none(self.gaussian_accuracy), task=self.task)
+                    gaussian_accuracy=finite_or_none(self.gaussian_accuracy), task=self.task,
+                    dtype=str(np.asarray(self.mean).dtype))
 
     def to_dict(self):
         """Alias of :meth:`to_record`."""
@@ -91,6 +94,13 @@ def _as_u1(U1, D):
     return U1
 
 
+def validated_u1(U1, D):
+    """``U1`` checked as the predictor needs it (finite, ``D × D``, symmetric and positive semi-definite within
+    :data:`U1_TOLERANCE`) and exactly symmetrised; raises :class:`~smtheory.checks.InputError` otherwise."""
+    return _as_u1(U1, D)
+
+
+@needs_float64
 def predictor_moments(xi_train, y_train, xi_test, U1, temperature, chunk=2048):
     """Posterior mean and variance of the predictor on test inputs.
 
@@ -102,7 +112,8 @@ def predictor_moments(xi_train, y_train, xi_test, U1, temperature, chunk=2048):
     U1 : array [D, D]
     temperature : float
     chunk : int
-        Test inputs per block.
+        Test inputs per block (for test sets streamed from an iterable of chunks, see
+        :mod:`smtheory.predictor_stream`).
 
     Returns
     -------
@@ -133,7 +144,7 @@ def predictor_moments(xi_train, y_train, xi_test, U1, temperature, chunk=2048):
 
 
 def metrics(mean, variance, y, task=None):
-    """Generalisation error, mean-predictor accuracy and Gaussian accuracy (THEORY §3).
+    """Generalisation error, mean-predictor accuracy and Gaussian accuracy (docs/theory.md §3).
 
     Parameters
     ----------
@@ -166,6 +177,7 @@ def metrics(mean, variance, y, task=None):
     return gen, acc, float(np.mean(gauss))
 
 
+@needs_float64
 def predictor_statistics(problem: KernelProblem, spec: ModelSpec, U1=None, *, gp=False, subnetwork=None):
     """Predictor statistics on the problem's test set.
 
@@ -192,6 +204,7 @@ def predictor_statistics(problem: KernelProblem, spec: ModelSpec, U1=None, *, gp
         ``U1`` not finite, of the wrong size, not symmetric or not positive semi-definite (it is
         checked before any linear algebra), or the problem has no test set.
     """
+    ensure_compilation_cache()  # once per process (smtheory.compile_cache)
     if gp:
         paths = range(spec.n_paths) if subnetwork is None else subnetwork
         U1 = subnetwork_gp_u(spec, paths)
@@ -205,6 +218,7 @@ def predictor_statistics(problem: KernelProblem, spec: ModelSpec, U1=None, *, gp
     return PredictorStats(mean, var, gen, acc, gacc, task)
 
 
+@needs_float64
 def kernel_task_alignment(xi_train, y_train, U1, top=30):
     """``|φ_k · Y| / √P`` for the ``top`` principal components of the train kernel (no T added)."""
     P, D, _ = xi_train.shape

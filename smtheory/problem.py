@@ -1,7 +1,7 @@
 """A kernel problem: path features and labels of a training (and test) set.
 
 The theory needs the data only through the raw path features ``ξ^π(x)``
-(THEORY.md §2) and the labels.  A :class:`KernelProblem` holds them, validated,
+(docs/theory.md §2) and the labels.  A :class:`KernelProblem` holds them, validated,
 and hands out the scaled features ``ξ̃ = σ0 ξ / √(N0 D)`` for a given model.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from .checks import (CLASSIFICATION, DEFAULT_MEMORY_BUDGET, REGRESSION, InputErr
                         finite_array, label_task, labels)
 from .attention import attention_matrices, check_layers
 from .paths import path_features, path_labels, scaled_path_features
+from .precision import require_float64
 
 
 @dataclass
@@ -49,6 +50,7 @@ class KernelProblem:
     path_names: list = field(default=None)
 
     def __post_init__(self):
+        require_float64("smtheory.KernelProblem")
         self.xi_train = finite_array("xi_train (path features of x_train)", self.xi_train, ndim=3)
         _check_magnitude("x_train", self.xi_train)
         self.y_train = labels("y_train", self.y_train)

@@ -1,4 +1,4 @@
-"""Head scores from the order parameter, head rankings and pruning (THEORY.md §7).
+"""Head scores from the order parameter, head rankings and pruning (docs/theory.md §7).
 
 * :func:`head_scores` — the score of head ``h`` in layer ``ℓ``: unfold ``|U_1|`` into a
   ``2L``-index tensor and sum ``|U_{ππ'}|`` over every pair in which ``π`` or ``π'`` passes
@@ -10,7 +10,7 @@
   The result equals the network built without those heads (:func:`remove_heads`).
 * :func:`theory_prune_u1` / :func:`theory_pruned_statistics` — the theory-side check: zero the
   rows and columns of ``U_1`` for the paths through the pruned heads and recompute the
-  predictor (THEORY §3 predictor statistics).
+  predictor (docs/theory.md §3 predictor statistics).
 * :func:`gradient_importance` — the baseline of Michel, Levy & Neubig (2019),
   ``I_h = E_x |∂L/∂ξ_h|`` normalised per layer (ℓ2 norm); the gradients come from the
   trained model (:func:`smtheory.sims.training.head_mask_gradient`).
@@ -52,16 +52,16 @@ def _check_u1(U1, heads):
 
 
 def head_scores(U1, heads, normalize=True):
-    """Head scores from the path–path order parameter (THEORY §7).
+    """Head scores from the path–path order parameter (docs/theory.md §7).
 
     Parameters
     ----------
     U1 : array [D, D]
-        Path–path order parameter (paths flattened with ``h_1`` most significant, THEORY §2).
+        Path–path order parameter (paths flattened with ``h_1`` most significant, docs/theory.md §2).
     heads : sequence of int
         ``(H_1, ..., H_L)``.
     normalize : bool
-        Divide by the maximum score over all heads (THEORY §7). Default True.
+        Divide by the maximum score over all heads (docs/theory.md §7). Default True.
 
     Returns
     -------
@@ -124,7 +124,7 @@ def rank_heads(U1=None, heads=None, *, scores=None, method="theory"):
     Parameters
     ----------
     U1 : array [D, D], optional
-        Order parameter; the scores are :func:`head_scores` (THEORY §7).
+        Order parameter; the scores are :func:`head_scores` (docs/theory.md §7).
     heads : sequence of int
     scores : list of arrays [H_ℓ], optional
         Precomputed scores of any method (e.g. :func:`gradient_importance`) instead of ``U1``.
@@ -203,7 +203,7 @@ def _removal(remove, heads, already=()):
 
 
 def prune(params, remove):
-    """Remove heads from a trained network without retraining (THEORY §7).
+    """Remove heads from a trained network without retraining (docs/theory.md §7).
 
     The values ``V^{ℓ,h}`` of every removed head are zeroed and the remaining heads of its
     layer are multiplied by ``√((H − k₀)/(H − k₀ − k))`` so that the head sum carries
@@ -245,7 +245,7 @@ def prune(params, remove):
 def remove_heads(params, remove):
     """The network built without some heads: their ``V`` (and ``Q``, ``K``) slices are deleted.
 
-    Its forward pass uses ``(H_ℓ − k) N_ℓ`` in the head-sum normalisation of THEORY §1.
+    Its forward pass uses ``(H_ℓ − k) N_ℓ`` in the head-sum normalisation of docs/theory.md §1.
     """
     if not isinstance(params, dict) or "V" not in params:
         raise InputError("params must be a weight dict with a 'V' entry")
@@ -268,7 +268,7 @@ def path_mask(heads, remove):
 
 
 def theory_prune_u1(U1, heads, remove):
-    """``U_1`` with the rows and columns of every path through a removed head set to zero (THEORY §7)."""
+    """``U_1`` with the rows and columns of every path through a removed head set to zero (docs/theory.md §7)."""
     heads = _heads_tuple(heads)
     U1 = _check_u1(U1, heads).copy()
     keep = path_mask(heads, remove)
@@ -278,7 +278,7 @@ def theory_prune_u1(U1, heads, remove):
 
 
 def theory_pruned_statistics(problem, spec, U1, remove):
-    """Predictor statistics (THEORY §3) with the removed heads' paths zeroed in ``U_1`` (THEORY §7).
+    """Predictor statistics (docs/theory.md §3) with the removed heads' paths zeroed in ``U_1`` (docs/theory.md §7).
 
     Parameters
     ----------

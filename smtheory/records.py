@@ -15,7 +15,7 @@ import numpy as np
 
 #: Version of the record key set.  Experiment stage files and sweep task files carry it in their keys, so
 #: files written with another key set are recomputed, never misread.
-RECORD_SCHEMA = 2
+RECORD_SCHEMA = 3  # 3: every record states its dtype
 
 __all__ = ["RECORD_SCHEMA", "finite_or_none", "json_array", "float_from_json", "array_from_json", "json_tree", "tree_from_json"]
 

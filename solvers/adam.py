@@ -17,7 +17,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from smtheory import jax_setup  # noqa: F401
 from smtheory.action import ActionConstants, action
 from smtheory.model import ModelSpec
 from smtheory.problem import KernelProblem

@@ -1,4 +1,4 @@
-"""Numeric saddle-point solver for the order-parameter action (THEORY.md §3).
+"""Numeric saddle-point solver for the order-parameter action (docs/theory.md §3).
 
 The action is minimised over ``U_1 ... U_L`` (``U_a`` eliminated in closed form) in
 a log-Cholesky parameterisation that keeps every ``U_ℓ`` positive definite.  The
@@ -6,7 +6,7 @@ optimiser is a trust-region Newton method from :func:`scipy.optimize.minimize`
 with exact JAX gradients and exact Hessians (``trust-exact``, dense Hessian from
 batched Hessian-vector products) or, for many parameters, exact Hessian-vector
 products (``trust-krylov``).  The result is certified afterwards, independently of
-the optimiser: the saddle-point equations of THEORY §3 are evaluated explicitly and
+the optimiser: the saddle-point equations of docs/theory.md §3 are evaluated explicitly and
 the smallest eigenvalue of the Hessian of ``S`` in the independent entries of the
 ``U_ℓ`` is computed.  ``converged`` is True only if both pass.
 """
@@ -24,16 +24,18 @@ import scipy.linalg
 import scipy.optimize
 import scipy.sparse.linalg
 
-from smtheory import jax_setup  # noqa: F401
 from smtheory.checks import InputError, positive_float, positive_int
+from smtheory.compile_cache import ensure_compilation_cache
 from smtheory.compile_timer import CompileClock
-from smtheory.action import (ActionConstants, action, energy_hessian, phi_matrix, prior_action, readout_scalar,
-                             saddle_point_residuals)
+from smtheory.action import (ActionConstants, action, energy_hessian, energy_term, phi_matrix, prior_action,
+                             readout_scalar, saddle_point_residuals)
 from smtheory.model import ModelSpec
 from smtheory.problem import KernelProblem
 from smtheory.records import array_from_json, finite_or_none, float_from_json, json_array
 
 from . import parameterization as par
+from .scaled import SCALED_MIN_P, solve_scaled
+from smtheory.precision import needs_float64
 
 DENSE_HESSIAN_MAX = 300  # parameters up to which the optimiser uses dense Newton steps
 DENSE_CERTIFICATE_MAX = 600  # entries up to which the certificate Hessian is formed densely
@@ -54,7 +56,7 @@ class SaddlePointResult:
     U_a : float
         Readout order parameter.
     action : float
-        ``S`` at the solution (THEORY §3, unscaled).
+        ``S`` at the solution (docs/theory.md §3, unscaled).
     grad_norm : float
         Euclidean norm of ``∂S`` with respect to the independent entries of the ``U_ℓ``.
     hessian_min_eig : float
@@ -76,6 +78,12 @@ class SaddlePointResult:
     method : str
     theta : ndarray
         Log-Cholesky parameters of the solution (warm starts).
+    route : str
+        How the energy was evaluated: ``"blocks"`` (precomputed path-pair blocks) or ``"factored"`` for
+        ``method="scaled-…"`` (:mod:`smtheory.solvers.scaled`), ``"autodiff"`` for the other methods.
+    profile : dict or None
+        ``method="scaled-…"`` only: seconds of the setup (forming the blocks), the optimiser and the
+        certificate, and the counts of factorisations, gradients, dense Hessians and Hessian-vector products.
     """
 
     U: list
@@ -93,6 +101,8 @@ class SaddlePointResult:
     spec: ModelSpec
     method: str
     theta: np.ndarray = field(default=None, repr=False)
+    route: str = "autodiff"
+    profile: dict = field(default=None, repr=False)
 
     @property
     def U1(self):
@@ -123,7 +133,8 @@ class SaddlePointResult:
         """JSON-ready record: lists, floats, ``None`` for a non-finite number.
 
         Keys: the fields (``spec`` as :meth:`ModelSpec.to_dict`, ``theta`` as a list or ``None``) and,
-        derived for readers, ``U1`` and ``max_residual`` (ignored by :meth:`from_record`).
+        derived for readers, ``U1``, ``max_residual`` and ``dtype`` (of U_1: the precision of the solve)
+        (ignored by :meth:`from_record`).
         """
         return dict(
             U=[json_array(u) for u in self.U], U1=json_array(self.U1), U_a=finite_or_none(self.U_a),
@@ -133,7 +144,8 @@ class SaddlePointResult:
             iterations=int(self.iterations), n_evaluations=int(self.n_evaluations),
             solve_time=float(self.solve_time), compile_time=float(self.compile_time), converged=bool(self.converged),
             message=self.message, method=self.method, spec=self.spec.to_dict(),
-            theta=None if self.theta is None else json_array(self.theta),
+            theta=None if self.theta is None else json_array(self.theta), dtype=str(np.asarray(self.U1).dtype),
+            route=self.route, profile=self.profile,
         )
 
     def to_dict(self):
@@ -151,6 +163,7 @@ class SaddlePointResult:
             compile_time=float(d["compile_time"]), converged=bool(d["converged"]), message=d["message"],
             spec=ModelSpec(**d["spec"]), method=d["method"],
             theta=None if d.get("theta") is None else array_from_json(d["theta"]),
+            route=d.get("route", "autodiff"), profile=d.get("profile"),
         )
 
 
@@ -231,6 +244,12 @@ def _entries_hessian(vec, xi, y, c, batch):
     eye = jnp.eye(vec.shape[0])
     H = jax.lax.map(lambda v: _entries_hvp(vec, v, xi, y, c), eye, batch_size=batch)
     return 0.5 * (H + H.T)
+
+
+#: θ → [U_1..U_L] and the energy term, compiled once per shape: run op by op (the certificate, the
+#: continuation's starts) they cost ~50 small compilations per process; the results are the same bits.
+_unpack = jax.jit(par.unpack, static_argnums=1)
+_energy_term = jax.jit(energy_term)
 
 
 def _hvp_batch(n, P, D, N0, budget=1 * 2**30):
@@ -375,9 +394,10 @@ def _initial_theta(spec, init):
     return par.pack(Us)
 
 
+@needs_float64
 def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_iter=500,
-          method="auto", raise_on_failure=False):
-    """Minimise the action of THEORY §3 and certify the saddle point.
+          method="auto", raise_on_failure=False, memory_budget=None, route="auto", hessian="auto"):
+    """Minimise the action of docs/theory.md §3 and certify the saddle point.
 
     Parameters
     ----------
@@ -391,11 +411,18 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
         Required relative residual of the saddle-point equations.
     max_iter : int
         Maximum optimiser iterations.
-    method : {"auto", "newton", "trust-exact", "trust-krylov"}
-        ``auto`` uses damped Newton with the exact dense Hessian (``newton``) up to 300
-        parameters and the Krylov trust region on exact Hessian-vector products above.
+    method : {"auto", "newton", "trust-exact", "trust-krylov", "scaled"}
+        ``auto``: ``scaled`` from 500 training examples on (:data:`~smtheory.solvers.scaled.SCALED_MIN_P`),
+        below it damped Newton on the exact dense Hessian (``newton``) up to 300 parameters and the Krylov
+        trust region on exact Hessian-vector products above.  ``scaled`` factorises ``T I + K`` once per
+        iteration and reuses the factor (:mod:`smtheory.solvers.scaled`).
     raise_on_failure : bool
         Raise :class:`RuntimeError` instead of returning an unconverged result.
+    memory_budget, route, hessian
+        Of ``method="scaled"`` (:func:`smtheory.solvers.scaled.scaled_plan`): the budget in bytes (default
+        8 GiB, :data:`smtheory.checks.DEFAULT_MEMORY_BUDGET`) that picks the path-pair blocks when they fit
+        and refuses, naming it, a problem too large even for the factored form; ``route`` (``"auto"``,
+        ``"blocks"``, ``"factored"``; ``result.route`` reports it) and the curvature mode ``hessian``.
 
     Returns
     -------
@@ -404,14 +431,19 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
         ``compile_time`` the compilation this call paid (0.0 when the compiled functions were reused).
     """
     tol, max_iter = _check_solve_arguments(problem, spec, tol, max_iter, method)
+    ensure_compilation_cache()  # once per process, before the first compilation (smtheory.compile_cache)
     xi = jnp.asarray(problem.scaled_train(spec))
     y = jnp.asarray(problem.y_train)
     c = ActionConstants.from_spec(spec)
     n = par.n_params(spec.partial_paths)
     if method == "auto":
-        method = "newton" if n <= DENSE_HESSIAN_MAX else "trust-krylov"
+        method = "scaled" if problem.n_train >= SCALED_MIN_P else "newton" if n <= DENSE_HESSIAN_MAX \
+            else "trust-krylov"
     scale = float(max(spec.widths) + problem.n_train)
     theta0 = _initial_theta(spec, init)
+    if method == "scaled":
+        fields = solve_scaled(problem, spec, theta0, tol, max_iter, memory_budget, route, hessian)
+        return _finish(SaddlePointResult(**fields, spec=spec), raise_on_failure)
     with CompileClock() as clock:
         fun, callbacks = _compiled_objective(theta0, xi, y, c, scale, method, n)
         warm_compile = clock.seconds
@@ -423,6 +455,11 @@ def solve(problem: KernelProblem, spec: ModelSpec, init=None, *, tol=1e-9, max_i
         **cert, iterations=n_iter, n_evaluations=fun.n_eval, solve_time=elapsed - (clock.seconds - warm_compile),
         compile_time=clock.seconds, spec=spec, method=method, theta=theta,
     )
+    return _finish(res, raise_on_failure)
+
+
+def _finish(res, raise_on_failure):
+    """``res``, or :class:`RuntimeError` when it did not converge and ``raise_on_failure`` is set."""
     if raise_on_failure and not res.converged:
         raise RuntimeError(f"saddle-point solve did not converge: {res.message}")
     return res
@@ -437,8 +474,9 @@ def _check_solve_arguments(problem, spec, tol, max_iter, method):
     problem.check_spec(spec)
     tol = positive_float("tol", tol)
     max_iter = positive_int("max_iter", max_iter)
-    if method not in ("auto", "newton", "trust-exact", "trust-krylov"):
-        raise InputError(f"method must be 'auto', 'newton', 'trust-exact' or 'trust-krylov', got {method!r}")
+    if method not in ("auto", "newton", "trust-exact", "trust-krylov", "scaled"):
+        raise InputError(f"method must be 'auto', 'newton', 'trust-exact', 'trust-krylov' or 'scaled', "
+                         f"got {method!r}")
     return tol, max_iter
 
 
@@ -505,15 +543,15 @@ def _optimise(method, theta0, fun, callbacks, max_iter):
 
 
 def _certify(theta, sizes, xi, y, c, tol, opt_message):
-    """The certificate of THEORY §3 at ``theta``, independent of the optimiser.
+    """The certificate of docs/theory.md §3 at ``theta``, independent of the optimiser.
 
     Evaluates the saddle-point equations explicitly and the smallest Hessian eigenvalue in the
     independent entries; returns the matching :class:`SaddlePointResult` fields (``U`` … ``message``).
     """
-    Us = [np.asarray(U) for U in par.unpack(jnp.asarray(theta), sizes)]
+    Us = [np.asarray(U) for U in _unpack(jnp.asarray(theta), tuple(sizes))]
     Us = [0.5 * (U + U.T) for U in Us]
     Us_j = [jnp.asarray(U) for U in Us]
-    S = float(action(Us_j, xi, y, c))
+    S = float(prior_action(Us_j, c) + _energy_term(Us_j[0], xi, y, c.temperature))  # action(Us_j, xi, y, c)
     finite = np.isfinite(S) and all(np.all(np.isfinite(U)) for U in Us)
     if finite:
         residuals = saddle_point_residuals(Us_j, xi, y, c)
@@ -534,6 +572,7 @@ def _certify(theta, sizes, xi, y, c, tol, opt_message):
                 hessian_min_eig=min_eig, residuals=residuals, converged=converged, message=message)
 
 
+@needs_float64
 def continuation(problem: KernelProblem, spec: ModelSpec, *, widths=None, temperatures=None, init=None,
                  progress=None, **solve_kwargs):
     """Solve along a grid of widths (or temperatures), warm-starting each point from its neighbour.
@@ -552,6 +591,8 @@ def continuation(problem: KernelProblem, spec: ModelSpec, *, widths=None, temper
     init : optional warm start for the first point.
     progress : callable(i, n, result), optional
         Called after each point.
+    **solve_kwargs
+        Of :func:`solve`, e.g. ``tol``, ``method``, ``memory_budget`` (bytes; default 8 GiB), ``route``.
 
     Returns
     -------
@@ -559,6 +600,7 @@ def continuation(problem: KernelProblem, spec: ModelSpec, *, widths=None, temper
     """
     if (widths is None) == (temperatures is None):
         raise InputError("give exactly one of widths or temperatures")
+    ensure_compilation_cache()
     for name, grid in (("widths", widths), ("temperatures", temperatures)):
         if grid is not None and (isinstance(grid, (str, bytes, dict)) or not hasattr(grid, "__len__")):
             raise InputError(f"{name} must be a sequence (e.g. [10, 100]), got {type(grid).__name__}")
@@ -581,9 +623,9 @@ def continuation(problem: KernelProblem, spec: ModelSpec, *, widths=None, temper
             # secant predictor in log(N) (or log T) on the log-Cholesky parameters
             (s0, t0), (s1, t1) = done[-2], done[-1]
             theta = t1 + (t1 - t0) * (np.log(keys[i]) - s1) / (s1 - s0)
-            start = [np.asarray(U) for U in par.unpack(jnp.asarray(theta), specs[i].partial_paths)]
+            start = [np.asarray(U) for U in _unpack(jnp.asarray(theta), tuple(specs[i].partial_paths))]
         elif done:
-            start = [np.asarray(U) for U in par.unpack(jnp.asarray(done[-1][1]), specs[i].partial_paths)]
+            start = [np.asarray(U) for U in _unpack(jnp.asarray(done[-1][1]), tuple(specs[i].partial_paths))]
         res = solve(problem, specs[i], init=start, **solve_kwargs)
         results[i] = res
         if res.converged and (not done or np.log(keys[i]) != done[-1][0]):

@@ -2,7 +2,7 @@
 
 ``U_ℓ = L_ℓ L_ℓ^T`` with ``L_ℓ`` lower triangular and ``diag L_ℓ = exp(θ_diag)``: every
 real vector θ gives symmetric positive-definite ``U_1, ..., U_L``, so the solver
-never leaves the domain of the action (THEORY.md §3).
+never leaves the domain of the action (docs/theory.md §3).
 """
 from __future__ import annotations
 

@@ -10,7 +10,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # own worker processes (smtheory.worker_pool); read when JAX creates its backend, i.e. after this line
     os.environ["XLA_FLAGS"] = worker_xla_flags()
 
+import tempfile  # noqa: E402
+
+# The persistent compilation cache is on by default (smtheory.compile_cache): the suite keeps its own, one folder
+# per test worker (no two workers write one folder), shared with the processes its tests start.
+os.environ.setdefault("SMTHEORY_JAX_CACHE", tempfile.mkdtemp(
+    prefix=f"smtheory-test-cache-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-"))
+
 import smtheory as smt  # noqa: E402
+from smtheory.precision import configure_process  # noqa: E402
+
+# the tests run as the package's own processes do (the CLI, the workers): float64 on, explicitly, and
+# asynchronous CPU dispatch off; tests/test_precision.py checks the library default in fresh processes
+configure_process()
 
 
 def random_problem(heads=(2, 2), P=30, Q=20, N0=6, T=5, seed=0, readout="last"):

@@ -1,4 +1,4 @@
-"""The 2-way 1-shot digits task (THEORY.md §6)."""
+"""The 2-way 1-shot digits task (docs/theory.md §6)."""
 import numpy as np
 import pytest
 

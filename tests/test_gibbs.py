@@ -1,4 +1,4 @@
-"""Tests of smtheory.sims.gibbs: the exact blocked Gibbs sampler (THEORY.md §1, §4)."""
+"""Tests of smtheory.sims.gibbs: the exact blocked Gibbs sampler (docs/theory.md §1, §4)."""
 import dataclasses
 import math
 

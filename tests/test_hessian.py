@@ -1,4 +1,4 @@
-"""Tests of smtheory.sims.hessian: Gauss–Newton / functional split and the identities of THEORY.md §4."""
+"""Tests of smtheory.sims.hessian: Gauss–Newton / functional split and the identities of docs/theory.md §4."""
 import jax
 import jax.numpy as jnp
 import numpy as np

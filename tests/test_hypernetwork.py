@@ -110,7 +110,7 @@ def test_markov_metric_figure(tmp_path):
     out = markov_metric_figure(str(tmp_path), width=10, n_train=100)
     assert out["converged"]
     U = out["U_learned"]
-    # THEORY §5 at small N: U_gg well above the GP value, U_gd large and negative
+    # docs/theory.md §5 at small N: U_gg well above the GP value, U_gd large and negative
     names = out["path_names"]
     g, d = names.index("g"), names.index("d")
     assert U[g, g] > 2 * out["U_gp"][g, g] and U[g, d] < -1.0

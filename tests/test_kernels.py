@@ -61,7 +61,7 @@ def test_kernel_symmetric_psd_and_equal_to_explicit_sum():
     np.testing.assert_allclose(K, explicit, rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(K, K.T, rtol=1e-12, atol=1e-14)
     assert np.linalg.eigvalsh(K).min() > -1e-10 * np.abs(K).max()
-    # the scale sigma0 / sqrt(N0 D) of THEORY section 2
+    # the scale sigma0 / sqrt(N0 D) of docs/theory.md §2
     np.testing.assert_allclose(C[1, 2, 0, 3], spec.sigma0_sq / (6 * 6) * prob.xi_train[0, 1] @ prob.xi_train[3, 2])
 
 

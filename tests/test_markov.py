@@ -1,4 +1,4 @@
-"""The hidden-Markov task of THEORY §5: generator and the theory-side qualitative facts."""
+"""The hidden-Markov task of docs/theory.md §5: generator and the theory-side qualitative facts."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Tests of smtheory.mixing: the registry of token-mixing rules (THEORY.md §1)."""
+"""Tests of smtheory.mixing: the registry of token-mixing rules (docs/theory.md §1)."""
 import numpy as np
 import pytest
 

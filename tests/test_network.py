@@ -1,4 +1,4 @@
-"""Tests of smtheory.network: forward pass, path form, effective weights (THEORY.md §1-§3)."""
+"""Tests of smtheory.network: forward pass, path form, effective weights (docs/theory.md §1-§3)."""
 import math
 
 import jax
@@ -71,7 +71,7 @@ def test_path_form_equals_forward_qk_style_mixed():
 
 
 def test_forward_matches_explicit_loops():
-    """Independent reference for the layer-by-layer pass with explicit sums (THEORY §1)."""
+    """Independent reference for the layer-by-layer pass with explicit sums (docs/theory.md §1)."""
     rng = np.random.default_rng(2)
     n0, T, P = 3, 4, 2
     heads, widths = (2, 2), (3, 2, 4)
@@ -126,7 +126,7 @@ def test_jax_arrays_jit_and_grad():
 
 
 def test_path_model_is_the_model_behind_the_validated_front_end():
-    """smtheory.path_model (unvalidated, typed pytree) gives the same numbers bit for bit (THEORY §2-3)."""
+    """smtheory.path_model (unvalidated, typed pytree) gives the same numbers bit for bit (docs/theory.md §2-3)."""
     rng = np.random.default_rng(9)
     spec = ModelSpec(heads=(2, 3), widths=(4, 3, 5))
     x = _inputs(rng)
@@ -173,7 +173,7 @@ def test_effective_weights_shapes_and_definition():
 
 # ----------------------------------------------------------------------------- order parameters
 def test_sampled_order_parameters_at_prior_match_gp():
-    """Prior average of U_ℓ is the GP value σℓ²⋯σL²σa² I; U_a averages to σa² (THEORY §3)."""
+    """Prior average of U_ℓ is the GP value σℓ²⋯σL²σa² I; U_a averages to σa² (docs/theory.md §3)."""
     variances = (0.8, 2.0, 0.5, 3.0)  # σ0², σ1², σ2², σa²  -> GP diag of U_1 = 3.0
     spec = ModelSpec(heads=(2, 3), widths=(30, 20, 25), variances=variances)
     n_draws = 1600

@@ -1,4 +1,4 @@
-"""Head scores, rankings and pruning (THEORY.md §7)."""
+"""Head scores, rankings and pruning (docs/theory.md §7)."""
 import itertools
 
 import jax

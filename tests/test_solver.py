@@ -58,7 +58,7 @@ def test_permuting_heads_permutes_u1():
 
 @pytest.mark.parametrize("L", [1, 2, 3])
 def test_deep_linear_network_closed_form(L):
-    """H_ℓ = 1, one token: Li & Sompolinsky's scalar equation r^{-(L+1)} - r^{-L} = s Φ(u_1)/N (THEORY §3)."""
+    """H_ℓ = 1, one token: Li & Sompolinsky's scalar equation r^{-(L+1)} - r^{-L} = s Φ(u_1)/N (docs/theory.md §3)."""
     rng = np.random.default_rng(4)
     P, N0, N = 40, 30, 20
     x = rng.standard_normal((P, N0, 1))

@@ -1,4 +1,4 @@
-"""Cross-checks of the symbolic solver (smtheory.solvers.symbolic) against the numeric code (THEORY.md §3)."""
+"""Cross-checks of the symbolic solver (smtheory.solvers.symbolic) against the numeric code (docs/theory.md §3)."""
 import jax
 import jax.numpy as jnp
 import numpy as np

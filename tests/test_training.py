@@ -1,4 +1,4 @@
-"""Gradient-descent training of the learned-QK network (THEORY.md §1, §6)."""
+"""Gradient-descent training of the learned-QK network (docs/theory.md §1, §6)."""
 import jax
 import numpy as np
 import pytest
@@ -47,7 +47,7 @@ def test_forward_matches_package_attention_and_network():
     w = {"V0": params["V0"], "V": params["V"], "a": params["a"]}
     f_pkg = smt.forward(w, x, om_np, "mean")
     assert np.allclose(predict(params, x, "mean"), f_pkg, atol=1e-10)
-    # effective-weights U_1 reproduces the output in path form (THEORY §2)
+    # effective-weights U_1 reproduces the output in path form (docs/theory.md §2)
     xi = smt.path_features(x, om_np, "mean")
     assert np.allclose(smt.path_form(w, xi), f_pkg, atol=1e-10)
     U = effective_u1(params)

@@ -1,6 +1,6 @@
 """Theory versus sampling on the hidden-Markov task (issue 4): driver, claims, agreement, report, CLI.
 
-Reduced sizes: the claims of THEORY §5 are checked on the theory at P = 100 (cheap), the
+Reduced sizes: the claims of docs/theory.md §5 are checked on the theory at P = 100 (cheap), the
 theory/sampler agreement at the largest sampled width on a smaller training set.  The overlap sampler is exact
 at finite N, so at N = 200 it resolves the O(1/N) finite-size correction (generalisation error +0.6 %, 4.9 MCSE);
 agreement within Monte-Carlo error is therefore checked at N = 5000, where that correction is far below the MCSE
@@ -51,7 +51,7 @@ def test_config_errors_name_the_parameter():
 # the two-path network's claims (about 3 minutes) run with -m slow; the four-path network's claims run by default
 @pytest.mark.parametrize("paths", [4, pytest.param(2, marks=pytest.mark.slow)])
 def test_theory_shows_the_claims_of_theory_section_5(tmp_path, paths):
-    """Every qualitative claim of THEORY §5 holds on the theory at the paper's P = 100 and 1000 test sequences."""
+    """Every qualitative claim of docs/theory.md §5 holds on the theory at the paper's P = 100 and 1000 test sequences."""
     cfg = MarkovConfig(paths=paths, n_train=100, n_test=1000, widths=(10, 30, 100, 300, 1000), sampling=())
     res = run_markov(cfg, str(tmp_path), progress=False)
     assert all(r["converged"] and r["max_residual"] < 1e-8 and r["hessian_min_eig"] > 0 for r in res["theory"])

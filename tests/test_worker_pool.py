@@ -32,16 +32,6 @@ def test_spawned_worker_sees_the_flags(monkeypatch):
     assert "XLA_FLAGS" not in os.environ
 
 
-def test_cpu_async_dispatch_is_off_after_import():
-    """The package turns asynchronous CPU dispatch off (a precaution, smtheory/jax_setup.py) and float64 on."""
-    import jax
-
-    import smtheory  # noqa: F401
-
-    assert jax.config.read("jax_cpu_enable_async_dispatch") is False
-    assert jax.config.read("jax_enable_x64") is True
-
-
 @pytest.mark.slow
 def test_the_point_that_deadlocked_finishes():
     """The demo's finite-size point N = 50, P = 50 hung forever on batched LAPACK calls (smtheory.sims.chains);

@@ -141,10 +141,19 @@ def _timed_call(fn, args):
     return result, dict(wall_time=time.perf_counter() - t0, host=socket.gethostname(), pid=os.getpid())
 
 
-def _process_worker_call(fn, args):  # runs in a spawned worker process
+def _process_worker_call(fn, args):  # runs in a spawned worker process (the package's own process)
     from smtheory.compile_cache import enable_compilation_cache
+    from smtheory.precision import configure_process
 
+    configure_process()
     enable_compilation_cache()
+    return _timed_call(fn, args)
+
+
+def _dask_worker_call(fn, args):  # runs on a Dask worker
+    from smtheory.precision import configure_process
+
+    configure_process()
     return _timed_call(fn, args)
 
 
@@ -212,7 +221,7 @@ class DaskExecutor:
     def __enter__(self):
         from smtheory.extras import require
 
-        require("dask.distributed", "cluster", "the Dask executor")
+        require("distributed", "cluster", "the Dask executor")
         import dask
         from dask.distributed import Client, LocalCluster
 
@@ -241,7 +250,7 @@ class DaskExecutor:
     def imap_unordered(self, calls):
         from dask.distributed import as_completed
 
-        futures = {self._client.submit(_timed_call, fn, args, pure=False): i for i, (fn, args) in enumerate(calls)}
+        futures = {self._client.submit(_dask_worker_call, fn, args, pure=False): i for i, (fn, args) in enumerate(calls)}
         for fut in as_completed(futures):
             try:
                 yield futures[fut], True, fut.result()

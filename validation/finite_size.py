@@ -57,8 +57,8 @@ __all__ = ["FiniteSizeConfig", "DEMO_FS", "FULL_FS", "QUANTITIES", "run_finite_s
 
 #: Version of the point format (part of every point's task key, with the record schema).
 STAGE_VERSION = 1
-#: Quantities averaged over seeds and fitted: relative max-entry and Frobenius |ΔU_1|, |Δ accuracy|,
-#: |Δ generalisation error|.  Signed ``dacc`` / ``dgen`` are averaged too (not fitted).
+#: Quantities averaged over seeds and fitted: relative max-entry and Frobenius ``|ΔU_1|``, ``|Δ accuracy|``,
+#: ``|Δ generalisation error|``.  Signed ``dacc`` / ``dgen`` are averaged too (not fitted).
 QUANTITIES = ("rel_max", "rel_frob", "abs_dacc", "abs_dgen")
 _AVERAGED = QUANTITIES + ("dacc", "dgen", "rel_frob_noise")
 #: The Monte-Carlo noise level each fitted quantity is compared with (see :func:`fit_series`).

@@ -94,12 +94,12 @@ def _finish(ax, title, xlabel, ylabel, widths, pad=6):
         ax.xaxis.set_major_locator(FixedLocator(sorted(widths)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.tick_params(axis="x", labelsize=8)
+    ax.tick_params(labelsize=9)
     ax.set_title(title, fontsize=10, pad=pad)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_xlabel(xlabel, fontsize=10)
+    ax.set_ylabel(ylabel, fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7, frameon=False, ncol=1)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8, frameon=False, ncol=1)
 
 
 def _alpha_panel(ax, results, q):
@@ -136,7 +136,8 @@ def _fixed_panel(ax, results, quantities, title):
             "relative difference" if quantities[0].startswith("rel") else "absolute difference",
             {g["N"] for g in rows}, pad=34)
     top = ax.secondary_xaxis("top", functions=(lambda n: P / np.maximum(n, 1e-12), lambda a: P / np.maximum(a, 1e-12)))
-    top.set_xlabel(r"$\alpha = P/N$", fontsize=8)
+    top.set_xlabel(r"$\alpha = P/N$", fontsize=10)
+    top.tick_params(labelsize=9)
 
 
 def finite_size_figure(results, out_dir, stem="finite_size"):
@@ -156,8 +157,9 @@ def finite_size_figure(results, out_dir, stem="finite_size"):
     """
     plt = _plt()
     fixed = results["fits"].get("fixed") is not None
-    fig = plt.figure(figsize=(15.5 if fixed else 10.5, 11.5))
-    grid = fig.add_gridspec(2, 3 if fixed else 2, hspace=0.95, wspace=0.38)
+    fig = plt.figure(figsize=(16.0 if fixed else 10.8, 10.5), layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.12, w_pad=0.12, hspace=0.04, wspace=0.04)
+    grid = fig.add_gridspec(2, 3 if fixed else 2)
     for k, q in enumerate(("rel_max", "rel_frob", "abs_dacc", "abs_dgen")):
         _alpha_panel(fig.add_subplot(grid[k // 2, k % 2]), results, q)
     if fixed:
@@ -166,7 +168,7 @@ def finite_size_figure(results, out_dir, stem="finite_size"):
     n_seeds = len(results["config"]["data_seeds"])
     fig.suptitle(r"Finite-size scaling: sampled (exact posterior, NUTS) $-$ saddle point" + "\n"
                  + rf"Markov task, {results['config']['paths']} paths; mean over {n_seeds} data seed(s) $\pm$ s.e.",
-                 y=0.97, fontsize=12)
+                 fontsize=12)
     os.makedirs(out_dir, exist_ok=True)
     paths = [os.path.join(out_dir, stem + ext) for ext in (".png", ".pdf")]
     fig.savefig(paths[0], dpi=130, bbox_inches="tight")

@@ -1,14 +1,14 @@
-"""Theory versus sampling on the hidden-Markov task (THEORY.md §5, validated as in §4).
+"""Theory versus sampling on the hidden-Markov task (docs/theory.md §5, validated as in §4).
 
 The experiment of the paper's first figure, as one seeded, resumable driver:
 
-1. **theory** — the saddle point of THEORY §3 at every width of the grid, warm-started along the
+1. **theory** — the saddle point of docs/theory.md §3 at every width of the grid, warm-started along the
    grid (:func:`smtheory.solvers.numeric.continuation`), each point certified (residuals, Hessian); predictor
-   statistics on the test set (THEORY §3 "Metrics");
+   statistics on the test set (docs/theory.md §3 "Metrics");
 2. **GP baselines** — the infinite-width kernel of the whole network and of the sub-networks named in
-   THEORY §5 (path g alone, g + d);
+   docs/theory.md §5 (path g alone, g + d);
 3. **kernels** — the path-pair kernels, the GP and the renormalised kernels on a class-sorted subset
-   of the training set, and the kernel–task alignment of the top principal components (THEORY §3);
+   of the training set, and the kernel–task alignment of the top principal components (docs/theory.md §3);
 4. **sampling** — the exact finite-N posterior of the order parameters at the chosen widths with the
    ``overlap`` sampler (NUTS on the Wishart hierarchy, docs/theory.md §8.2; cost independent of N;
    Rao-Blackwellised predictor §8.3), 4 chains by default, and — as the weight-space cross-check —
@@ -49,12 +49,12 @@ __all__ = ["MarkovConfig", "DEMO", "FULL", "run_markov", "run_experiments", "sam
 
 @dataclass(frozen=True)
 class MarkovConfig:
-    """Settings of the Markov theory-versus-sampling experiment (THEORY §5 protocol by default).
+    """Settings of the Markov theory-versus-sampling experiment (docs/theory.md §5 protocol by default).
 
     Parameters
     ----------
     paths : {4, 2}
-        The 4-path network or the noisier 2-path network of THEORY §5.
+        The 4-path network or the noisier 2-path network of docs/theory.md §5.
     n_train, n_test : int
         P training and test sequences (balanced; even).
     data_seed, head_seed : int
@@ -106,7 +106,7 @@ class MarkovConfig:
 
     def __post_init__(self):
         if self.paths not in (2, 4):
-            raise InputError(f"paths must be 4 or 2 (the networks of THEORY §5), got {self.paths!r}")
+            raise InputError(f"paths must be 4 or 2 (the networks of docs/theory.md §5), got {self.paths!r}")
         for name in ("n_train", "n_test"):
             v = positive_int(name, getattr(self, name))
             if v % 2:
@@ -283,7 +283,7 @@ def _theory_stage(config, problem, progress):
     rows = []
     for w, res in zip(config.theory_widths, results):
         stats = predictor_statistics(problem, res.spec, res.U1)
-        rows.append(dict(width=w, **res.to_record(), **stats.to_record()))
+        rows.append({"width": w, **res.to_record(), **stats.to_record()})
     gp = {}
     from smtheory.paths import subnetwork_paths
     from smtheory.tasks import markov

@@ -1,8 +1,8 @@
-"""Markdown report of the Markov theory-versus-sampling experiment (THEORY.md §5, §4).
+"""Markdown report of the Markov theory-versus-sampling experiment (docs/theory.md §5, §4).
 
 :func:`write_report` takes the results dicts of :func:`smtheory.validation.markov.run_markov` (one per
 network), writes the figures (:mod:`smtheory.validation.markov_figures`), a tidy CSV table per network and
-``report.md`` with: the claims of THEORY §5 checked one by one, a table per width (theory, sampled ±
+``report.md`` with: the claims of docs/theory.md §5 checked one by one, a table per width (theory, sampled ±
 MCSE, GP; accuracy and generalisation error; R-hat, ESS), the per-width agreement in units of the
 Monte-Carlo error, the configuration, seeds, versions and commit.  Unconverged numbers are flagged,
 never presented as results.
@@ -21,7 +21,7 @@ __all__ = ["check_claims", "write_report", "write_table"]
 
 
 def check_claims(results):
-    """The qualitative claims of THEORY §5 evaluated on a results dict.
+    """The qualitative claims of docs/theory.md §5 evaluated on a results dict.
 
     Returns
     -------
@@ -193,7 +193,7 @@ def _network_section(results, figs):
     net = "4 paths (layer 1: good, random; layer 2: uniform, random)" if results["name"] == "markov4" else \
         "2 paths, noisier data (layer 1: good, uniform; layer 2: uniform)"
     L.append(f"## Network `{results['name']}`: {net}\n")
-    L.append("### Claims of THEORY §5\n")
+    L.append("### Claims of docs/theory.md §5\n")
     L.append("| claim | holds | evidence |\n|---|---|---|")
     for claim, ok, ev in check_claims(results):
         ok = bool(ok)

@@ -3,11 +3,11 @@
 Layout (see ``docs/sweeps.md``): named dimensions
 
 - ``P`` (training-set size), ``heads`` (architecture label such as ``"2x2"``), ``seed`` (data seed),
-  ``T`` (temperature), ``N`` (width) — the grid of THEORY.md §1, §5;
-- ``path``, ``path_`` — rows and columns of the path–path order parameter ``U_1`` (THEORY §3); for
+  ``T`` (temperature), ``N`` (width) — the grid of docs/theory.md §1, §5;
+- ``path``, ``path_`` — rows and columns of the path–path order parameter ``U_1`` (docs/theory.md §3); for
   architectures with fewer paths than the largest, the extra entries are NaN; ``path_name(heads, path)``
   names the paths;
-- ``sampler`` — the sampling settings (only when the sweep samples; THEORY §4).
+- ``sampler`` — the sampling settings (only when the sweep samples; docs/theory.md §4).
 
 Variables: theory ``accuracy``, ``gaussian_accuracy``, ``generalization_error``, ``U1``, ``U_a``,
 ``action``, ``converged`` (1/0), ``max_residual``, ``hessian_min_eig``, ``grad_norm``, ``iterations``,
@@ -27,9 +27,10 @@ import time
 import numpy as np
 
 from smtheory.checks import InputError
+from smtheory.extras import require
 from smtheory.records import array_from_json, float_from_json as _float
 
-__all__ = ["build_dataset", "save", "load", "provenance", "plot_metric", "plot_order_parameter"]
+__all__ = ["build_dataset", "save", "load", "provenance", "plot_metric", "plot_order_parameter", "require_store"]
 
 #: Theory variables of the store and their keys in a theory point (the solve and predictor records).
 _THEORY = {"accuracy": "test_accuracy", "gaussian_accuracy": "gaussian_accuracy",
@@ -41,8 +42,21 @@ _SAMPLED = {"sampled_accuracy": "test_accuracy", "sampled_accuracy_mcse": "test_
             "sampled_generalization_error": "generalization_error",
             "sampled_generalization_error_mcse": "generalization_error_mcse", "rhat_max": "rhat_max",
             "ess_min": "ess_min", "sampled_converged": "converged", "sample_time": "wall_time"}
-_UNITS = dict(accuracy="mean-predictor test accuracy (THEORY §3)", generalization_error="THEORY §3",
-              U1="path-path order parameter U_1 (THEORY §3)", solve_time="seconds")
+_UNITS = dict(accuracy="mean-predictor test accuracy (docs/theory.md §3)", generalization_error="docs/theory.md §3",
+              U1="path-path order parameter U_1 (docs/theory.md §3)", solve_time="seconds")
+
+
+def require_store():
+    """xarray, once it and h5netcdf (the netCDF4 engine of ``results.nc``) are known to import.
+
+    Raises
+    ------
+    smtheory.extras.MissingExtra
+        Either is missing: the message names ``pip install "smtheory[store]"``.
+    """
+    xr = require("xarray", "store", "the sweep store (results.nc)")
+    require("h5netcdf", "store", "the sweep store (results.nc)")
+    return xr
 
 
 def heads_label(heads):
@@ -127,7 +141,7 @@ def _variables(config, labels, dmax, arr):
         coords["sampler"] = snames
         sd = ("sampler",) + dims
         for k, v in arr["sampled"].items():
-            data[k] = (sd, v, {"description": "posterior sampling (THEORY §4)"})
+            data[k] = (sd, v, {"description": "posterior sampling (docs/theory.md §4)"})
         data["sampled_U1"] = (sd + ("path", "path_"), arr["sampled_U1"],
                               {"description": "sampled <w_pi . w_pi'>/N1"})
         data["sampled_U1_mcse"] = (sd + ("path", "path_"), arr["sampled_U1_mcse"],
@@ -149,7 +163,7 @@ def _attributes(config, config_path, run, finished_points):
         versions=json.dumps(_versions(versions()), sort_keys=True), commit=str(git_commit() or "unknown"),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), run=json.dumps(run or {}, sort_keys=True),
         theory_points=int(finished_points), theory_points_expected=int(config.n_theory_points),
-        conventions="THEORY.md §1-§5; U1 indexed by flattened paths (h_1 most significant)",
+        conventions="docs/theory.md §1-§5; U1 indexed by flattened paths (h_1 most significant)",
     )
 
 
@@ -165,7 +179,7 @@ def build_dataset(config, payloads, *, config_path=None, run=None):
     run : dict, optional
         How the sweep ran (mode, task counts, wall time); recorded as an attribute.
     """
-    import xarray as xr
+    xr = require_store()
 
     labels = [heads_label(h) for h in config.heads]
     dmax = max(int(np.prod(h)) for h in config.heads)
@@ -194,6 +208,7 @@ def _versions(base):
 
 def save(ds, path):
     """Write the store to ``path`` (netCDF4 via h5netcdf) atomically: temporary file, then ``os.replace``."""
+    require_store()
     folder = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".nc")
@@ -217,7 +232,7 @@ def load(path):
         Select with labels, e.g. ``ds.accuracy.sel(heads="2x2", P=100, seed=0, T=0.01)``;
         :func:`provenance` decodes the provenance attributes.
     """
-    import xarray as xr
+    xr = require_store()
 
     if os.path.isdir(path):
         path = os.path.join(path, "results.nc")
@@ -282,7 +297,7 @@ def plot_metric(ds, var="accuracy", *, ax=None, sampler=None, gp=True, **sel):
     if len(extra) > 1:
         raise InputError(f"plot_metric: select labels for {extra[1:]} (e.g. {extra[-1]}=...)")
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 3.8))
+        _, ax = plt.subplots(figsize=(7.6, 3.8))
     groups = [(None, da)] if not extra else [(v, da.sel({extra[0]: v})) for v in da[extra[0]].values]
     sname = sampler if sampler is not None else (str(ds.sampler.values[0]) if "sampler" in ds.dims else None)
     for i, (label, line) in enumerate(groups):
@@ -300,17 +315,19 @@ def plot_metric(ds, var="accuracy", *, ax=None, sampler=None, gp=True, **sel):
             ok = np.isfinite(s.values)
             if ok.any():
                 ax.errorbar(s.N.values[ok], s.values[ok], yerr=None if err is None else err.values[ok], fmt="s",
-                            color=color, mfc="none", capsize=3, label=f"sampled ({sname}) {name}")
+                            color=color, mfc="none", capsize=3, label=f"sampled ({sname}) {name} $\\pm$ MCSE")
     ax.set_xscale("log")
-    ax.set_xlabel("width N")
-    ax.set_ylabel(var.replace("_", " "))
-    ax.legend(fontsize=7)
-    ax.set_title(ds.attrs.get("name", ""), fontsize=9)
+    ax.set_xlabel(r"width $N$ (log scale)")
+    ax.set_ylabel({"accuracy": "test accuracy (fraction correct)", "generalization_error":
+                   r"generalisation error $\epsilon_g$ (test MSE)"}.get(var, var.replace("_", " ")))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, frameon=False)
+    where = ", ".join(f"${key} = {v}$" if len(key) == 1 else f"{key} {v}" for key, v in sel.items())
+    ax.set_title(f"{ds.attrs.get('name', '')}: {where}" if where else ds.attrs.get("name", ""), fontsize=10)
     return ax.figure
 
 
 def plot_order_parameter(ds, *, heads=None, ax=None, sampler=None, **sel):
-    """Entries of ``U_1`` (THEORY §3) against ``N`` for one architecture, sampled values overlaid.
+    """Entries of ``U_1`` (docs/theory.md §3) against ``N`` for one architecture, sampled values overlaid.
 
     Diagonal entries are solid lines, off-diagonal ones dashed; ``sel`` fixes the other labels.
     """
@@ -323,15 +340,16 @@ def plot_order_parameter(ds, *, heads=None, ax=None, sampler=None, **sel):
     names = [str(n) for n in ds.path_name.sel(heads=heads).values]
     D = sum(1 for n in names if n)
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 3.8))
+        _, ax = plt.subplots(figsize=(7.6, 3.8))
     sname = sampler if sampler is not None else (str(ds.sampler.values[0]) if "sampler" in ds.dims else None)
-    k = 0
+    colors = plt.get_cmap("tab10" if D * (D + 1) // 2 <= 10 else "tab20")
+    k, shown = 0, False
     for i in range(D):
         for j in range(i, D):
-            color = f"C{k % 10}"
+            color = colors(k % colors.N)
             k += 1
             ax.plot(da.N, da.isel(path=i, path_=j), "-" if i == j else "--", color=color,
-                    label=f"U1[{names[i]},{names[j]}]")
+                    label=rf"$U_1[\mathrm{{{names[i]}}},\mathrm{{{names[j]}}}]$")
             if sname is not None and "sampled_U1" in ds:
                 s = _select(ds.sampled_U1.sel(heads=heads, sampler=sname), sel).isel(path=i, path_=j)
                 e = _select(ds.sampled_U1_mcse.sel(heads=heads, sampler=sname), sel).isel(path=i, path_=j)
@@ -339,9 +357,14 @@ def plot_order_parameter(ds, *, heads=None, ax=None, sampler=None, **sel):
                 if ok.any():
                     ax.errorbar(s.N.values[ok], s.values[ok], yerr=e.values[ok], fmt="s", mfc="none", color=color,
                                 capsize=3)
+                    shown = True
+    if shown:
+        ax.plot([], [], "s", mfc="none", color="gray", label=f"squares: sampled ({sname}) $\\pm$ MCSE")
     ax.set_xscale("log")
-    ax.set_xlabel("width N")
-    ax.set_ylabel("U_1 entries")
-    ax.set_title(f"{ds.attrs.get('name', '')} heads={heads}", fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    ax.set_xlabel(r"width $N$ (log scale)")
+    ax.set_ylabel("$U_1$ entry\n(solid: diagonal, dashed: off-diagonal)")
+    where = "".join(f", ${key} = {v}$" if len(key) == 1 else f", {key} {v}" for key, v in sel.items())
+    ax.set_title(f"{ds.attrs.get('name', '')}: heads {heads}{where}", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, frameon=False,
+              ncol=1 if k <= 12 else 2)
     return ax.figure

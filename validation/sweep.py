@@ -1,10 +1,10 @@
 """Parameter sweeps of theory and sampling, locally or on a Dask cluster (``smtheory sweep``).
 
 A sweep is a grid over widths ``N``, temperatures ``T``, training-set sizes ``P``, heads per layer and
-seeds (THEORY.md §1, §5), plus optional *sampling settings* (THEORY.md §4).  It is described by a TOML
+seeds (docs/theory.md §1, §5), plus optional *sampling settings* (docs/theory.md §4).  It is described by a TOML
 file (:func:`load_config`, format in ``docs/sweeps.md``) and cut into independent **tasks**:
 
-- a *theory task* is one chain of saddle-point solves (THEORY §3) along the continuation axis (``N`` by
+- a *theory task* is one chain of saddle-point solves (docs/theory.md §3) along the continuation axis (``N`` by
   default, or ``T``) at fixed ``(P, heads, seed, other axis)``.  Inside a chain every point is
   warm-started from its neighbours (:func:`smtheory.solvers.numeric.continuation`), so warm starts never cross
   task boundaries and tasks can run anywhere, in any order; the task also computes the predictor
@@ -34,6 +34,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from smtheory.checks import InputError
+from smtheory.extras import require
 from smtheory.records import RECORD_SCHEMA
 
 from . import store
@@ -52,7 +53,7 @@ _SWEEP_KEYS = {"name", "task", "network", "n_test", "head_seed", "head_strength"
 _GRID_KEYS = {"N", "T", "P", "heads", "seed"}
 _SAMPLING_KEYS = {"name", "sampler", "N", "T", "chains", "steps", "burnin", "thin", "step_size", "seed",
                   "dtype", "chunk"}
-_DESIGNED = {(2, 2): 4, (2, 1): 2}  # heads of the designed Markov networks of THEORY §5 -> "paths"
+_DESIGNED = {(2, 2): 4, (2, 1): 2}  # heads of the designed Markov networks of docs/theory.md §5 -> "paths"
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,9 @@ class SweepConfig:
     ----------
     name : str
     task : str
-        ``"markov"``: the hidden-Markov task of THEORY §5.
+        ``"markov"``: the hidden-Markov task of docs/theory.md §5.
     network : {"designed", "random"}
-        ``designed``: the networks of THEORY §5 (heads ``[2, 2]`` = 4 paths, ``[2, 1]`` = the noisier 2-path
+        ``designed``: the networks of docs/theory.md §5 (heads ``[2, 2]`` = 4 paths, ``[2, 1]`` = the noisier 2-path
         network); ``random``: any heads per layer, every head a random head of strength ``head_strength``.
     n_test : int
         Test-set size.
@@ -215,7 +216,7 @@ def _sweep_settings(sw):
     """The scalar settings of the ``[sweep]`` table (all but ``variances``), validated, as a dict."""
     task = sw.get("task", "markov")
     if task != "markov":
-        raise _err("sweep.task", "'markov' (the hidden-Markov task of THEORY §5)", task)
+        raise _err("sweep.task", "'markov' (the hidden-Markov task of docs/theory.md §5)", task)
     network = sw.get("network", "designed")
     if network not in ("designed", "random"):
         raise _err("sweep.network", "'designed' or 'random'", network)
@@ -239,7 +240,7 @@ def _sweep_settings(sw):
 
 
 def _grid_axes(grid, network):
-    """The axes ``N, T, P, heads, seed`` of the ``[grid]`` table (THEORY §1, §5), validated and sorted."""
+    """The axes ``N, T, P, heads, seed`` of the ``[grid]`` table (docs/theory.md §1, §5), validated and sorted."""
     N = tuple(sorted(_list("grid.N", grid["N"], _width)))
     T = tuple(sorted(_list("grid.T", grid.get("T", [0.01]), _float)))
     P = tuple(sorted(_list("grid.P", grid.get("P", [100]), _int)))
@@ -253,7 +254,7 @@ def _grid_axes(grid, network):
     if network == "designed":
         for i, h in enumerate(heads):
             if h not in _DESIGNED:
-                raise _err(f"grid.heads[{i}]", "[2, 2] or [2, 1] for the designed networks of THEORY §5 "
+                raise _err(f"grid.heads[{i}]", "[2, 2] or [2, 1] for the designed networks of docs/theory.md §5 "
                            "(set sweep.network = 'random' for other heads)", list(h))
     seed = tuple(sorted(_list("grid.seed", grid.get("seed", [0]), lambda k, v: _seed(k, v, span=2))))
     return dict(N=N, T=T, P=P, heads=heads, seed=seed)
@@ -303,7 +304,7 @@ def _sampling_setting(i, s, N, T):
 
 
 def _sampling_settings(raw, N, T):
-    """All ``[[sampling]]`` tables of the document (THEORY §4) as a tuple of :class:`SamplingSetting`."""
+    """All ``[[sampling]]`` tables of the document (docs/theory.md §4) as a tuple of :class:`SamplingSetting`."""
     sampling_raw = raw.get("sampling", [])
     if isinstance(sampling_raw, dict):
         sampling_raw = [sampling_raw]
@@ -450,7 +451,7 @@ def _theory(task):
     rows = []
     for (N, T), res in zip(points, results):
         st = predictor_statistics(problem, res.spec, res.U1)
-        rows.append(dict(N=N, T=T, **res.to_record(), **st.to_record()))
+        rows.append({"N": N, "T": T, **res.to_record(), **st.to_record()})
     gp = []
     for T in sorted({t for _, t in points}):
         st = predictor_statistics(problem, _spec(task, problem, task["N"][0], T), gp=True)
@@ -549,6 +550,9 @@ def run_sweep(config, out_dir="smtheory-sweep", *, scheduler=None, workers=1, re
         raise InputError("config must be a SweepConfig or the path of a TOML file")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"--workers must be a positive integer, got {workers!r}")
+    store.require_store()  # the optional packages, before any task runs: the store, and Dask when used
+    if scheduler or workers > 1:
+        require("distributed", "cluster", "a sweep on Dask (--workers K > 1 or --scheduler)")
     check_output_dir(out_dir, "--out")
     with lock_folder(out_dir, "--out"):
         return _run_locked(config, out_dir, scheduler, workers, resume, progress, config_path)

@@ -2,12 +2,12 @@
 
 Commands, one module each (``register(subparsers)`` adds the parser, ``cmd_*`` runs it):
 
-- ``solve`` (:mod:`.solve`) — the saddle-point (kernel) equations across widths (THEORY.md §3, §5)
-- ``sample`` (:mod:`.sample`) — the Bayesian posterior at each width, with R-hat / ESS (THEORY.md §1, §4)
+- ``solve`` (:mod:`.solve`) — the saddle-point (kernel) equations across widths (docs/theory.md §3, §5)
+- ``sample`` (:mod:`.sample`) — the Bayesian posterior at each width, with R-hat / ESS (docs/theory.md §1, §4)
 - ``demo`` (:mod:`.demo`), ``compare markov`` (:mod:`.compare`) — theory versus sampling on the hidden-Markov
   task, at demo or paper scale (shared run in :mod:`.markov_run`; docs/validation.md)
 - ``train`` (:mod:`.train`), ``prune`` (:mod:`.prune`) — gradient-descent training and theory-guided head
-  pruning (THEORY.md §6–7; docs/pruning.md)
+  pruning (docs/theory.md §6–7; docs/pruning.md)
 - ``sweep`` (:mod:`.sweep`) — grids of theory solves and sampling runs, locally or on Dask (docs/sweeps.md)
 - ``equations`` (:mod:`.equations`) — the symbolic action and saddle-point equations (docs/symbolic.md)
 - ``attention-figures`` (:mod:`.attention_figures`) — the hypernetwork-metric and Hessian-block figures

@@ -59,13 +59,17 @@ def main(argv=None):
     ----------
     argv : list of str, optional
         The arguments; ``None`` (the program entry point) reads ``sys.argv``, turns on the persistent
-        compilation cache (:mod:`smtheory.compile_cache`) and, after an interrupt, leaves with
-        ``os._exit`` (no interpreter teardown, which can crash while XLA compiles).
+        compilation cache (:mod:`smtheory.compile_cache`; ``--no-compile-cache`` keeps it off, in every
+        case) and, after an interrupt, leaves with ``os._exit`` (no interpreter teardown, which can crash
+        while XLA compiles).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if argv is None and args.command != "equations":
-        _enable_compilation_cache()
+    _compilation_cache(args, as_program=argv is None)
+    if args.command != "equations":  # the package's own process: float64 on, stated in the README and --help
+        from smtheory.precision import configure_process
+
+        configure_process()
     previous = None
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -112,13 +116,19 @@ def _run(args, as_program):
         raise
 
 
-def _enable_compilation_cache():
-    """The persistent JAX compilation cache (:mod:`smtheory.compile_cache`) for a command run as the program."""
-    try:
-        from smtheory.compile_cache import enable_compilation_cache
-    except ImportError:  # pragma: no cover - an install without it
-        return
-    enable_compilation_cache()
+def _compilation_cache(args, as_program):
+    """The persistent JAX compilation cache (:mod:`smtheory.compile_cache`) for this command.
+
+    ``--no-compile-cache`` turns it off for the process (and the worker processes it starts); a command run
+    as the program turns it on now (``equations`` compiles nothing), and in-process calls leave it to the
+    entry points, which turn it on at their first call.
+    """
+    from smtheory.compile_cache import disable_compilation_cache, ensure_compilation_cache
+
+    if getattr(args, "no_compile_cache", False):
+        disable_compilation_cache()
+    elif as_program and args.command != "equations":
+        ensure_compilation_cache()
 
 
 def _error(message):

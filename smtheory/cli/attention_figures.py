@@ -1,4 +1,4 @@
-"""``smtheory attention-figures`` (docs/attention.md; THEORY.md §1–4).
+"""``smtheory attention-figures`` (docs/attention.md; docs/theory.md §1–4).
 
 Example
 -------
@@ -15,8 +15,8 @@ def register(subparsers):
     p = subparsers.add_parser(
         "attention-figures", help="hypernetwork metric figure (Markov task) and loss-Hessian block heat map",
         description="Figures of docs/attention.md: the learned code metric U_1 versus the GP metric on the Markov "
-                    "task (THEORY.md §5) and the Gauss-Newton / functional / full loss-Hessian blocks per "
-                    "(layer, head) of a small random model (THEORY.md §4).")
+                    "task (docs/theory.md §5) and the Gauss-Newton / functional / full loss-Hessian blocks per "
+                    "(layer, head) of a small random model (docs/theory.md §4).")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--width", type=int, default=10, help="Markov network width N (default 10)")
     p.add_argument("--n-train", type=int, default=100, help="Markov training sequences (default 100)")
@@ -56,6 +56,6 @@ def cmd_attention_figures(args):
     post = make_posterior(smt.KernelProblem.from_inputs(x, y, layers), spec)
     parts = hs.dense_hessian(post, smt.init_weights(spec, N0, seed=args.seed))
     paths = hs.plot_hessian_blocks(parts, os.path.join(args.out, "hessian_blocks"),
-                                   title="loss Hessian blocks, random 2x2-head model (N = 3, P = 8, T = 0.1)")
+                                   title="loss Hessian blocks, random 2x2-head model ($N = 3$, $P = 8$, $T = 0.1$)")
     print("Hessian figure:", ", ".join(paths))
     return 0

@@ -1,6 +1,6 @@
 """``smtheory demo``: the package's main job, theory versus sampling on the hidden-Markov task.
 
-Both networks of THEORY §5 on the embedded defaults (:data:`smtheory.validation.markov.DEMO`): theory across
+Both networks of docs/theory.md §5 on the embedded defaults (:data:`smtheory.validation.markov.DEMO`): theory across
 all widths, samples at every width, a reduced finite-size study, figures and a Markdown report. Rerun the
 same command after an interruption: finished stages are reused, unfinished sampling continues from its
 checkpoint.

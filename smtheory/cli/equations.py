@@ -1,4 +1,4 @@
-"""``smtheory equations``: print the action and saddle-point equations (THEORY.md §3).
+"""``smtheory equations``: print the action and saddle-point equations (docs/theory.md §3).
 
 Examples
 --------
@@ -15,7 +15,7 @@ def register(subparsers):
     """Add the ``equations`` sub-command."""
     p = subparsers.add_parser(
         "equations", help="print the symbolic action and saddle-point equations for an architecture",
-        description="Derive the order-parameter action and its saddle-point equations (THEORY.md §3) with SymPy for "
+        description="Derive the order-parameter action and its saddle-point equations (docs/theory.md §3) with SymPy for "
                     "a small architecture and print them (plain text or LaTeX). Widths, variances and the "
                     "temperature stay symbols unless given; the data enter through the matrix Phi.")
     p.add_argument("--heads", type=int, nargs="+", required=True, metavar="H",

@@ -17,7 +17,7 @@ def add_common(p, default_out):
     p.add_argument("--out", default=default_out, metavar="DIR",
                    help=f"output folder for results, checkpoints, figures and report.md (default {default_out})")
     p.add_argument("--paths", type=int, nargs="+", choices=(4, 2), default=[4, 2],
-                   help="networks of THEORY §5 to run: 4 (four paths) and/or 2 (noisier two paths); default both")
+                   help="networks of docs/theory.md §5 to run: 4 (four paths) and/or 2 (noisier two paths); default both")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes for the sampling stages (default: 2, or 1 on a 1-core machine)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

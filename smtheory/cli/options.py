@@ -43,7 +43,7 @@ def width_arg(text):
 def data_options(s, default_widths=(10, 30, 50, 100, 300, 500, 1000), seed_flag="--seed"):
     """Add the data and model options (``--task``/``--data``, ``--paths``, ``--width``, …) to parser ``s``."""
     src = s.add_mutually_exclusive_group(required=True)
-    src.add_argument("--task", choices=["markov"], help="built-in task (THEORY.md §5)")
+    src.add_argument("--task", choices=["markov"], help="built-in task (docs/theory.md §5)")
     src.add_argument("--data", metavar="FILE.npz", help="your own data: x_train, y_train, x_test, y_test and "
                      "w_layer1.. ([H, N0, N0]) or q_layer1/k_layer1.. ([H, G, N0]); ±1 labels for "
                      "classification, other real targets for regression")

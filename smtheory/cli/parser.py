@@ -12,6 +12,11 @@ from . import (attention_figures, compare, demo, equations, prune, sample, solve
 COMMAND_MODULES = (solve, sample, demo, compare, train, prune, sweep, equations, attention_figures)
 
 
+#: Help of ``--no-compile-cache`` (smtheory.compile_cache; the same as ``SMTHEORY_JAX_CACHE=off``).
+NO_COMPILE_CACHE_HELP = ("do not use the persistent JAX compilation cache (default: on, in $SMTHEORY_JAX_CACHE or "
+                         "~/.cache/smtheory/jax; the same as SMTHEORY_JAX_CACHE=off)")
+
+
 class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose usage errors are one line, ``smtheory: error: …`` (exit status 2)."""
 
@@ -25,7 +30,11 @@ def build_parser():
                      epilog="Exit status: 0 success; 2 bad input, an unusable file or path, or not enough memory "
                             "(one 'smtheory: error:' line); 3 the command ran but a result did not converge; "
                             "130 interrupted (Ctrl-C), 143 terminated (SIGTERM).")
+    parser.add_argument("--no-compile-cache", action="store_true", help=NO_COMPILE_CACHE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
+    for command_parser in sub.choices.values():  # also accepted after the command (``smtheory solve --no-…``)
+        command_parser.add_argument("--no-compile-cache", action="store_true", default=argparse.SUPPRESS,
+                                    help=NO_COMPILE_CACHE_HELP)
     return parser

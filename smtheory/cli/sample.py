@@ -1,4 +1,4 @@
-"""``smtheory sample``: sample the Bayesian posterior at each width (THEORY.md §1, §4).
+"""``smtheory sample``: sample the Bayesian posterior at each width (docs/theory.md §1, §4).
 
 Example
 -------
@@ -26,7 +26,7 @@ def register(subparsers):
     """Add the ``sample`` sub-command."""
     m = subparsers.add_parser(
         "sample", help="sample the posterior (collapsed NUTS / Langevin, exact Gibbs, …)",
-        description="Sample the Bayesian posterior (THEORY.md §1, §4) at each width and report the "
+        description="Sample the Bayesian posterior (docs/theory.md §1, §4) at each width and report the "
                     "sampled order parameter, predictor statistics and R-hat / ESS diagnostics. Runs "
                     "are extended automatically until R-hat <= 1.01 (up to --max-steps); a width "
                     "that still misses it is flagged and the command exits with status 3.")

@@ -1,4 +1,4 @@
-"""``smtheory solve``: the saddle-point (kernel) equations across widths (THEORY.md §3, §5).
+"""``smtheory solve``: the saddle-point (kernel) equations across widths (docs/theory.md §3, §5).
 
 Examples
 --------
@@ -16,7 +16,7 @@ from .options import (check_model_options, check_output_file, data_options, fmt,
 def register(subparsers):
     """Add the ``solve`` sub-command."""
     s = subparsers.add_parser("solve", help="solve the saddle-point (kernel) equations across widths",
-                              description="Solve the order-parameter saddle point (THEORY.md §3) for each width "
+                              description="Solve the order-parameter saddle point (docs/theory.md §3) for each width "
                                           "and report U_1, test accuracy and generalisation error.")
     data_options(s)
     s.add_argument("--tol", type=float, default=1e-9, help="relative residual required of the saddle point")
@@ -72,5 +72,5 @@ def _print_table(args, problem, results):
         if not res.converged:
             n_bad += 1
             print(f"{'':>14} WARNING: {res.message}")
-        rows.append(dict(width=w if isinstance(w, int) else list(w), **res.to_record(), **st.to_record()))
+        rows.append({"width": w if isinstance(w, int) else list(w), **res.to_record(), **st.to_record()})
     return rows, n_bad

@@ -1,4 +1,4 @@
-"""``smtheory train``: gradient-descent training with learned Q/K (THEORY.md §6).
+"""``smtheory train``: gradient-descent training with learned Q/K (docs/theory.md §6).
 
 Example
 -------
@@ -21,8 +21,8 @@ def register(subparsers):
     """Add the ``train`` sub-command."""
     t = subparsers.add_parser(
         "train", help="train the network with learned Q/K by gradient descent (digits one-shot or Markov)",
-        description="Gradient-descent training (Adam, MSE to ±1) of the THEORY.md §1 network with learned "
-                    "query/key weights computed from the bare input (THEORY.md §6). Writes the checkpoint "
+        description="Gradient-descent training (Adam, MSE to ±1) of the docs/theory.md §1 network with learned "
+                    "query/key weights computed from the bare input (docs/theory.md §6). Writes the checkpoint "
                     "OUT/model.npz, the training curve (PNG/PDF), train.json and train_report.md.")
     t.add_argument("--task", choices=["digits", "markov"], default="digits",
                    help="2-way 1-shot digits episodes (default) or the hidden-Markov task")
@@ -47,6 +47,10 @@ def cmd_train(args):
 
     if args.n_test < 2 or args.n_test % 2:
         raise InputError(f"--n-test must be an even number >= 2, got {args.n_test}")
+    if args.task == "digits":  # before any folder is created or locked
+        from smtheory.extras import require
+
+        require("sklearn.datasets", "digits", "the digits task")
     check_output_dir(args.out, "--out")
     config = _train_config(TrainConfig, args)
     ckpt = os.path.join(args.out, "model.npz")

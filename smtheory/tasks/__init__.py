@@ -1,4 +1,4 @@
-"""Built-in tasks (THEORY.md §5)."""
+"""Built-in tasks (docs/theory.md §5)."""
 from . import markov
 
 __all__ = ["markov"]

@@ -1,4 +1,4 @@
-"""2-way 1-shot in-context classification of handwritten digits (THEORY.md §6).
+"""2-way 1-shot in-context classification of handwritten digits (docs/theory.md §6).
 
 The paper's second experiment used Omniglot, which cannot be downloaded here; this task
 uses scikit-learn's bundled handwritten digits (1797 images of 8 × 8 pixels, 10 classes),
@@ -12,7 +12,7 @@ then one *query* image of one of the two classes (a different image from its sup
 The target is the label of the query's class, ``y ∈ {+1, −1}``; targets are exactly
 balanced.
 
-Tokens (choices where THEORY §6 is silent; see ``docs/pruning.md``)
+Tokens (choices where docs/theory.md §6 is silent; see ``docs/pruning.md``)
 ---------------------------------------------------------------------
 Every image is cut into non-overlapping ``patch × patch`` patches in raster order
 (``patch = 4`` gives 4 tokens per image, ``T = 12`` tokens per sequence).  A token is the
@@ -43,17 +43,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..checks import InputError, positive_int
+from ..extras import require
 
 SPLITS = ("train", "val", "test", "ood")
 IMAGE_SIDE = 8
 
 
 def _load():
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as exc:  # pragma: no cover - scikit-learn is a dependency
-        raise InputError("the digits task needs scikit-learn (pip install scikit-learn)") from exc
-    d = load_digits()
+    datasets = require("sklearn.datasets", "digits", "the digits task (scikit-learn's bundled images)")
+    d = datasets.load_digits()
     return np.asarray(d.images, dtype=np.float64), np.asarray(d.target, dtype=np.int64)
 
 
@@ -72,7 +70,7 @@ def sinusoidal_code(n_positions, dim):
 
 @dataclass(frozen=True)
 class DigitsTask:
-    """Generator of 2-way 1-shot episodes of handwritten digits (THEORY §6).
+    """Generator of 2-way 1-shot episodes of handwritten digits (docs/theory.md §6).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The hidden-Markov-chain task (THEORY.md §5), its designed heads and networks.
+"""The hidden-Markov-chain task (docs/theory.md §5), its designed heads and networks.
 
 Sequences of ``n_steps = 30`` hidden states ``η_t ∈ {+1, −1}`` (``η_1`` uniform, stay
 with probability 0.7 for class ``y = +1`` and 0.3 for ``y = −1``); token ``t`` is
@@ -6,7 +6,7 @@ with probability 0.7 for class ``y = +1`` and 0.3 for ``y = −1``); token ``t``
 standard deviations (the "strengths"); a zero BOS token is prepended and a one-hot
 position code of size 31 is concatenated: ``x ∈ R^{231 × 31}``.
 
-Convention (documented choice where THEORY §5 is silent): a noise "strength" is a
+Convention (documented choice where docs/theory.md §5 is silent): a noise "strength" is a
 multiplier of the standard deviation of that component; the designed-head
 factor β multiplies the whole W of every head, random heads included; the two
 off-diagonal blocks of a random head are drawn independently.
@@ -157,7 +157,7 @@ HEAD_NAMES = {4: [["good", "random"], ["uniform", "random"]], 2: [["good", "unif
 
 
 def network_layers(paths=4, seed=0, beta=10.0):
-    """Attention layers of the designed networks of THEORY §5.
+    """Attention layers of the designed networks of docs/theory.md §5.
 
     ``paths=4``: layer 1 [good, random(p=1)], layer 2 [uniform, random(p=1)];
     paths (flattened) g=(good,uniform), a1=(good,random), d=(random,uniform), a2=(random,random).

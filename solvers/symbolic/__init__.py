@@ -1,4 +1,4 @@
-"""Symbolic (SymPy) action, saddle-point equations and closed forms of THEORY.md §3.
+"""Symbolic (SymPy) action, saddle-point equations and closed forms of docs/theory.md §3.
 
 Modules: :mod:`.action` (the action and the equations), :mod:`.closed_forms` (``U_a``, GP, deep linear,
 commuting kernels), :mod:`.lambdify` (NumPy / JAX / mpmath functions with explicit module maps),

@@ -1,22 +1,22 @@
-"""The order-parameter action of THEORY.md §3 in SymPy, and its saddle-point equations.
+"""The order-parameter action of docs/theory.md §3 in SymPy, and its saddle-point equations.
 
 For a given architecture (heads per layer, widths, prior variances, temperature) the
-action
+action::
 
-``S = N_a (U_a/σa² − ln U_a)
-  + Σ_ℓ N_ℓ [Tr((I_{H_ℓ} ⊗ U_{ℓ+1})^{-1} U_ℓ)/σℓ² − ln det U_ℓ + H_ℓ ln det U_{ℓ+1}]
-  + ln det(T I_P + K) + Y^T (T I_P + K)^{-1} Y``,   ``K = Σ_{ππ'} U_1[π,π'] C_{ππ'}``
+    S = N_a (U_a/σa² − ln U_a)
+      + Σ_ℓ N_ℓ [Tr((I_{H_ℓ} ⊗ U_{ℓ+1})^{-1} U_ℓ)/σℓ² − ln det U_ℓ + H_ℓ ln det U_{ℓ+1}]
+      + ln det(T I_P + K) + Y^T (T I_P + K)^{-1} Y,   K = Σ_{ππ'} U_1[π,π'] C_{ππ'}
 
 is built entry by entry: every ``U_ℓ`` is a symmetric matrix of symbols ``U^{(ℓ)}_{ij}``
-(``i ≤ j`` independent, 1-based, paths flattened with ``h_1`` most significant, THEORY §2),
+(``i ≤ j`` independent, 1-based, paths flattened with ``h_1`` most significant, docs/theory.md §2),
 ``U_{L+1} ≡ U_a`` is a positive symbol, the trace term uses the partial trace over the most
-significant index (THEORY §3) and matrix inverses are adjugate / determinant.
+significant index (docs/theory.md §3) and matrix inverses are adjugate / determinant.
 
 The data term (the "energy") comes in three forms (``kernels=``):
 
 ``"phi"`` (default)
     kept abstract: a symbol ``E`` whose differential is ``dE = Σ_{ππ'} Φ_{ππ'} dU_1[π,π']``
-    with a symmetric matrix of symbols ``Φ`` (THEORY §3, bottom-layer equation).  This is the
+    with a symmetric matrix of symbols ``Φ`` (docs/theory.md §3, bottom-layer equation).  This is the
     form printed by ``smtheory equations``; every data set enters only through ``Φ``.
 ``"generic"``
     ``n_train`` training points with generic symbolic kernels ``C^{(ππ')}_{μν}`` (with
@@ -70,7 +70,7 @@ def _number(name, value, positive=True):
 
 @dataclass(frozen=True)
 class SymbolicArchitecture:
-    """Architecture and hyper-parameters as SymPy objects (THEORY §1, §3).
+    """Architecture and hyper-parameters as SymPy objects (docs/theory.md §1, §3).
 
     Attributes
     ----------
@@ -192,7 +192,7 @@ def from_spec(spec: ModelSpec, symbolic=()):
 
 
 def kernels_from_problem(problem, spec):
-    """Train path-pair kernels ``C_{ππ'} = Ξ̃_π Ξ̃_{π'}^T`` as an array ``[D, D, P, P]`` (THEORY §2)."""
+    """Train path-pair kernels ``C_{ππ'} = Ξ̃_π Ξ̃_{π'}^T`` as an array ``[D, D, P, P]`` (docs/theory.md §2)."""
     xi = np.asarray(problem.scaled_train(spec))
     return np.einsum("pai,qbi->abpq", xi, xi), np.asarray(problem.y_train, dtype=np.float64)
 
@@ -200,7 +200,7 @@ def kernels_from_problem(problem, spec):
 # --------------------------------------------------------------------------------------------- the action
 
 def partial_trace(U, n_heads):
-    """``[Tr_h U]_{η,η'} = Σ_h U[(h, η), (h, η')]`` (THEORY §3), for a SymPy matrix."""
+    """``[Tr_h U]_{η,η'} = Σ_h U[(h, η), (h, η')]`` (docs/theory.md §3), for a SymPy matrix."""
     d = U.shape[0] // n_heads
     return sp.Matrix(d, d, lambda i, j: sp.Add(*[U[h * d + i, h * d + j] for h in range(n_heads)]))
 
@@ -227,7 +227,7 @@ def _sym_matrix(prefix, d, latex_base, names, positive_diagonal=True):
 
 @dataclass
 class SymbolicAction:
-    """The action of THEORY §3 for one architecture, as SymPy expressions.
+    """The action of docs/theory.md §3 for one architecture, as SymPy expressions.
 
     Attributes
     ----------
@@ -239,14 +239,14 @@ class SymbolicAction:
     entries : tuple of sympy.Symbol
         Independent entries in the order of ``pack_entries`` (upper triangles, row-major, ``U_1`` first).
     prior : sympy.Expr
-        The entropic part (all but the last line of THEORY §3), in the entries and ``U_a``.
+        The entropic part (all but the last line of docs/theory.md §3), in the entries and ``U_a``.
     energy : sympy.Expr
         ``ln det(T I + K) + Y^T (T I + K)^{-1} Y``, or the symbol ``E`` in ``"phi"`` mode.
     energy_gradient : list of sympy.Expr
         ``∂E/∂u`` for every entry ``u`` (zero beyond ``U_1``): derived by SymPy in the explicit modes,
         ``(2 − δ_ij) Φ_ij`` in ``"phi"`` mode.
     readout_root : sympy.Expr
-        ``U_a`` as the positive root of its quadratic (THEORY §3), a function of ``Tr U_L``.
+        ``U_a`` as the positive root of its quadratic (docs/theory.md §3), a function of ``Tr U_L``.
     kernel_mode : {"phi", "generic", "matrices"}
     phi : sympy.Matrix or None
         The ``Φ`` symbols (``"phi"`` mode).
@@ -303,7 +303,7 @@ _ENERGY = sp.Symbol("E", real=True)
 
 
 def build_action(arch, kernels="phi", *, n_train=None, y=None):
-    """Build the symbolic action of THEORY §3.
+    """Build the symbolic action of docs/theory.md §3.
 
     Parameters
     ----------
@@ -348,7 +348,7 @@ def _order_parameters(arch, names):
 
 
 def _prior_action(arch, U, Ua):
-    """The entropic part of the action, THEORY §3 (``U_a`` kept as a symbol)."""
+    """The entropic part of the action, docs/theory.md §3 (``U_a`` kept as a symbol)."""
     heads, L = arch.heads, arch.n_layers
     N, var = arch.widths, arch.variances
     prior = N[-1] * (Ua / var[-1] - sp.log(Ua))
@@ -367,7 +367,7 @@ def _prior_action(arch, U, Ua):
 
 
 def _readout_root(arch, U):
-    """The positive root of ``U_a² + β U_a − γ = 0`` (``U_a`` in closed form, THEORY §3)."""
+    """The positive root of ``U_a² + β U_a − γ = 0`` (``U_a`` in closed form, docs/theory.md §3)."""
     N, var = arch.widths, arch.variances
     H_L, N_L, N_a = arch.heads[-1], N[-2], N[-1]
     beta = var[-1] * (H_L * N_L / N_a - 1)
@@ -376,7 +376,7 @@ def _readout_root(arch, U):
 
 
 def _data_term(arch, U, entries, names, kernels, n_train, y):
-    """``(mode, Φ, C, Y, energy, ∂energy/∂U_1 entries)`` of the data term (module docstring, THEORY §3)."""
+    """``(mode, Φ, C, Y, energy, ∂energy/∂U_1 entries)`` of the data term (module docstring, docs/theory.md §3)."""
     D = arch.n_paths
     phi = C = Y = None
     if isinstance(kernels, str) and kernels == "phi":
@@ -474,7 +474,7 @@ def _explicit_energy(U1, C, Y, T, gens):
 
 @dataclass
 class SaddlePointEquations:
-    """The saddle-point equations ``∂S/∂u = 0`` of THEORY §3, derived by SymPy.
+    """The saddle-point equations ``∂S/∂u = 0`` of docs/theory.md §3, derived by SymPy.
 
     Attributes
     ----------
@@ -512,7 +512,7 @@ class SaddlePointEquations:
 
 
 def saddle_point_equations(sa: SymbolicAction, simplify="cancel"):
-    """Differentiate the action in every independent entry and in ``U_a`` (THEORY §3).
+    """Differentiate the action in every independent entry and in ``U_a`` (docs/theory.md §3).
 
     Parameters
     ----------
@@ -555,12 +555,12 @@ def saddle_point_equations(sa: SymbolicAction, simplify="cancel"):
 
 
 def theory_matrix_gradient(sa: SymbolicAction, inverses=None):
-    """THEORY §3's matrix form of the saddle-point equations, entry by entry, as stated there.
+    """docs/theory.md §3's matrix form of the saddle-point equations, entry by entry, as stated there.
 
     Layer ℓ ≥ 2: ``G_ℓ = N_ℓ[(I⊗U_{ℓ+1})^{-1}/σℓ² − U_ℓ^{-1}] + N_{ℓ−1}[H_{ℓ−1} U_ℓ^{-1}
     − U_ℓ^{-1}(Tr_h U_{ℓ−1}) U_ℓ^{-1}/σ_{ℓ−1}²]``; bottom layer ``G_1 = N_1[(I⊗U_2)^{-1}/σ1² − U_1^{-1}] + Φ``
     (``U_{L+1} ≡ U_a``).  The gradient in the independent entries is ``(2 − δ_ij) G_ij``.
-    Used to check the SymPy derivation against the equations written in THEORY.md.
+    Used to check the SymPy derivation against the equations written in docs/theory.md.
     Only for ``"phi"`` mode (where ``Φ`` is a symbol).
 
     ``inverses`` may give ``[U_1^{-1}, ..., U_L^{-1}]`` (e.g. matrices of display symbols, see
@@ -609,7 +609,7 @@ def inverse_symbols(sa: SymbolicAction):
 
 
 def check_theory_equations(sa: SymbolicAction, eq: SaddlePointEquations, method="random", n_points=3, seed=0):
-    """Check that the SymPy-derived gradient equals THEORY §3's matrix equations (:func:`theory_matrix_gradient`).
+    """Check that the SymPy-derived gradient equals docs/theory.md §3's matrix equations (:func:`theory_matrix_gradient`).
 
     ``method="exact"`` cancels ``derived − stated`` to zero as rational functions (slow for D = 4);
     ``"random"`` evaluates both exactly (rational arithmetic) at ``n_points`` random rational points with

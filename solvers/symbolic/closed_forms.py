@@ -1,9 +1,9 @@
-"""Closed-form and exactly reduced saddle points of the action of THEORY.md §3.
+"""Closed-form and exactly reduced saddle points of the action of docs/theory.md §3.
 
 - :func:`readout_closed_form`: ``∂S/∂U_a = 0`` is the quadratic ``U_a² + β U_a − γ = 0``; exactly one
   root is positive (the product of the roots is ``−γ < 0``).
 - :func:`gp_solution`: without data (``Φ = 0``) the isotropic ansatz ``U_ℓ = c_ℓ I`` solves every
-  equation with ``c_ℓ = σℓ² ⋯ σL² σa²``, ``U_a = σa²`` (the GP limit of THEORY §3).
+  equation with ``c_ℓ = σℓ² ⋯ σL² σa²``, ``U_a = σa²`` (the GP limit of docs/theory.md §3).
 - :func:`deep_linear_solution`: one path (``H_ℓ = 1``; the deep linear network of Li & Sompolinsky 2021
   when there is one token).  With ``m = N_1 (U_1/(σ1² U_2) − 1)`` every layer equation gives
   ``U_ℓ/(σℓ² U_{ℓ+1}) = 1 + m/N_ℓ`` and ``U_a = σa² (1 + m/N_a)``, so
@@ -53,7 +53,7 @@ def _arch(arch):
 
 @dataclass
 class ReadoutClosedForm:
-    """``U_a`` from ``∂S/∂U_a = 0`` (THEORY §3).
+    """``U_a`` from ``∂S/∂U_a = 0`` (docs/theory.md §3).
 
     Attributes
     ----------
@@ -67,7 +67,7 @@ class ReadoutClosedForm:
         The physical (positive) root.
     reason : str
     matches_theory : bool
-        β and γ equal THEORY §3's ``σa²(H_L N_L/N_a − 1)`` and ``Tr(U_L) N_L σa²/(N_a σL²)`` identically.
+        β and γ equal docs/theory.md §3's ``σa²(H_L N_L/N_a − 1)`` and ``Tr(U_L) N_L σa²/(N_a σL²)`` identically.
     """
 
     polynomial: sp.Expr
@@ -94,7 +94,7 @@ class ReadoutClosedForm:
 
 
 def readout_closed_form(arch):
-    """Derive the ``U_a`` quadratic and its physical root for ``arch`` (THEORY §3).
+    """Derive the ``U_a`` quadratic and its physical root for ``arch`` (docs/theory.md §3).
 
     Parameters
     ----------
@@ -110,7 +110,7 @@ def readout_closed_form(arch):
     poly = saddle_point_equations(sa, simplify="none").readout_polynomial
     coeffs = sp.Poly(poly, Ua).all_coeffs()
     if len(coeffs) != 3 or sp.simplify(coeffs[0] - 1) != 0:
-        raise RuntimeError(f"unexpected U_a equation {poly}")  # cannot happen for the action of THEORY §3
+        raise RuntimeError(f"unexpected U_a equation {poly}")  # cannot happen for the action of docs/theory.md §3
     beta, gamma = sp.simplify(coeffs[1]), sp.simplify(-coeffs[2])
     disc = sp.sqrt(beta**2 + 4 * gamma)
     plus, minus = (-beta + disc) / 2, (-beta - disc) / 2
@@ -130,7 +130,7 @@ def readout_closed_form(arch):
 
 @dataclass
 class GPSolution:
-    """The data-free (GP) saddle point (THEORY §3).
+    """The data-free (GP) saddle point (docs/theory.md §3).
 
     Attributes
     ----------
@@ -279,7 +279,7 @@ def _eig(C, y, tol=1e-12):
 
 
 def deep_linear_solution(spec: ModelSpec, problem=None, *, kernel=None, y=None, digits=30):
-    """Exact saddle point for one attention path (every ``H_ℓ = 1``), THEORY §3 last paragraph.
+    """Exact saddle point for one attention path (every ``H_ℓ = 1``), docs/theory.md §3 last paragraph.
 
     Parameters
     ----------
@@ -330,7 +330,7 @@ def deep_linear_solution(spec: ModelSpec, problem=None, *, kernel=None, y=None, 
 
 
 def _deep_linear_reduction(arch):
-    """The parameterisation by ``m`` (module docstring) and its symbolic verification, THEORY §3.
+    """The parameterisation by ``m`` (module docstring) and its symbolic verification, docs/theory.md §3.
 
     Returns ``(m, [U_1(m)..U_L(m)], U_a(m), action, verified)``: ``verified`` says that every layer equation
     and the ``U_a`` equation hold identically and that the bottom equation becomes ``m + U_1 Φ = 0``.

@@ -2,7 +2,7 @@
 
 ``sympy.lambdify`` is called with an explicit module map (:data:`NUMPY_MODULE`,
 :data:`JAX_MODULE`, :data:`MPMATH_MODULE`): every function that may appear in the
-action of THEORY.md §3 (``log``, ``sqrt``, ...) is bound to one implementation, and an
+action of docs/theory.md §3 (``log``, ``sqrt``, ...) is bound to one implementation, and an
 expression that uses anything else is refused with a clear error instead of failing
 later inside generated code.  Numbers are printed as Python literals, so the JAX
 functions are traceable (``jax.jit``, ``jax.grad``) and keep float64.
@@ -24,11 +24,11 @@ MPMATH_MODULE = {"log": mpmath.log, "exp": mpmath.exp, "sqrt": mpmath.sqrt, "Abs
 
 
 def _jax_module():
-    import importlib
-
     import jax.numpy as jnp
 
-    importlib.import_module("smtheory.jax_setup")  # float64
+    from smtheory.precision import require_float64
+
+    require_float64("smtheory.solvers.symbolic.lambdify (jax backend)")
 
     return {"log": jnp.log, "exp": jnp.exp, "sqrt": jnp.sqrt, "Abs": jnp.abs, "sign": jnp.sign, "pi": np.pi,
             "E": np.e}
@@ -248,7 +248,7 @@ class NumericSaddlePoint:
 
 
 def numeric_saddle_point(sa: SymbolicAction, backend="numpy", params=None, equations=None):
-    """Lambdify the action, its gradients and residuals of ``sa`` (THEORY §3).
+    """Lambdify the action, its gradients and residuals of ``sa`` (docs/theory.md §3).
 
     Parameters
     ----------

@@ -2,10 +2,10 @@
 
 Three views, all produced from :mod:`smtheory.solvers.symbolic.action`:
 
-- the action of THEORY.md §3 in matrix form with the architecture's numbers filled in
+- the action of docs/theory.md §3 in matrix form with the architecture's numbers filled in
   (:func:`action_matrix_latex`), and written out in the entries of the ``U_ℓ`` (:func:`action_latex`);
 - the saddle-point equations entry by entry in terms of the entries of ``U_ℓ^{-1}``
-  (:func:`equations_latex` with ``form="inverse"``), which is THEORY §3's matrix form written per entry and
+  (:func:`equations_latex` with ``form="inverse"``), which is docs/theory.md §3's matrix form written per entry and
   is checked against the SymPy-derived gradient (:func:`smtheory.solvers.symbolic.action.check_theory_equations`);
 - the same equations fully expanded in the entries of ``U_ℓ`` (``form="expanded"``, long for D = 4).
 """
@@ -27,7 +27,7 @@ def _txt(expr):
 
 
 def action_matrix_latex(sa: SymbolicAction):
-    """THEORY §3's action in matrix form, with the architecture's heads, widths and variances filled in."""
+    """docs/theory.md §3's action in matrix form, with the architecture's heads, widths and variances filled in."""
     arch = sa.arch
     L, H, N, var = arch.n_layers, arch.heads, arch.widths, arch.variances
     lx = lambda e: sp.latex(e)  # noqa: E731
@@ -64,7 +64,7 @@ def equations_latex(eq: SaddlePointEquations, form="inverse"):
     ----------
     eq : SaddlePointEquations
     form : {"inverse", "expanded"}
-        ``"inverse"``: THEORY §3's equations per entry, in the entries ``(U_ℓ^{-1})_{ij}`` (``"phi"`` mode only);
+        ``"inverse"``: docs/theory.md §3's equations per entry, in the entries ``(U_ℓ^{-1})_{ij}`` (``"phi"`` mode only);
         ``"expanded"``: the SymPy-derived gradient in the entries of ``U_ℓ``.
 
     Returns
@@ -105,7 +105,7 @@ def _equation_exprs(eq, form):
 
 def document(sa: SymbolicAction, eq: SaddlePointEquations, form="inverse", verified=None):
     """A Markdown block (``$$ ... $$``) with the matrix-form action, the entry-wise action and the equations."""
-    lines = ["Action (THEORY.md §3, matrix form):", "", "$$", r"\begin{aligned}",
+    lines = ["Action (docs/theory.md §3, matrix form):", "", "$$", r"\begin{aligned}",
              "&" + action_matrix_latex(sa), r"\end{aligned}", "$$", ""]
     lines += ["Prior part in the entries (paths flattened with $h_1$ most significant):", "", "$$",
               action_latex(sa), "$$", ""]
