@@ -10,11 +10,6 @@ import sys
 import tempfile
 import time
 
-from smtheory.precision import configure_process
-
-# benchmarks run as the package's own processes do (the CLI, its workers): float64 on, async CPU dispatch off
-configure_process()
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
@@ -37,6 +32,7 @@ def configure_threads(threads, pin=True):
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"
     pinned = pin_single_cpu() if (pin and str(threads) == "1") else None
+    configure_process()
     return dict(threads=str(threads), XLA_FLAGS=os.environ.get("XLA_FLAGS"),
                 OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS"), pinned_cpu=pinned)
 
@@ -57,7 +53,17 @@ def pin_single_cpu(cpu=None):
     allowed = sorted(os.sched_getaffinity(0))
     cpu = allowed[-1] if cpu is None else int(cpu)
     os.sched_setaffinity(0, {cpu})
+    configure_process()
     return cpu
+
+
+def configure_process():
+    """Run the benchmark as the package's own processes run (the CLI, its workers): float64 on, asynchronous
+    CPU dispatch off (:func:`smtheory.precision.configure_process`).  Imports JAX, so it is called by
+    :func:`configure_threads` and :func:`pin_single_cpu` after they have set the environment."""
+    from smtheory.precision import configure_process as configure
+
+    configure()
 
 
 def git_commit():

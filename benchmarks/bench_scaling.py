@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 def _single_thread_before_jax(argv):
     """``--threads 1`` (default): single-threaded XLA and BLAS and this process pinned to one CPU, set before JAX
-    is imported (``_common`` imports it at import time, so ``_common.configure_threads`` cannot be used here)."""
+    is imported; ``_common.configure_process`` follows once ``_common`` is imported."""
     if "--threads" in argv and argv[argv.index("--threads") + 1] == "all":
         return dict(threads="all", pinned_cpu=None)
     flags = os.environ.get("XLA_FLAGS", "")
@@ -57,7 +57,10 @@ def _single_thread_before_jax(argv):
 
 THREADS = _single_thread_before_jax(sys.argv)
 
-from _common import (RESULTS, environment, fmt, fmt_load, load_average, write_json, write_text)  # noqa: E402
+from _common import (RESULTS, configure_process, environment, fmt, fmt_load, load_average, write_json,  # noqa: E402
+                     write_text)
+
+configure_process()
 
 NAME = "bench_scaling"
 SOLVE_POINTS = ["1000x4", "1000x16", "4000x4", "4000x16", "4000x16:secant", "1000x64", "10000x4"]
@@ -132,6 +135,16 @@ def best_time(fn, repeats, warm=True):
 
 # ------------------------------------------------------------------------------------------ solve point
 
+def cholesky_seconds(P, repeats):
+    """Seconds of one ``jax.lax.linalg.cholesky`` of a ``P × P`` SPD matrix (the same LAPACK work for any SPD
+    matrix of the size: no pivoting), best of ``repeats`` after a compiling call."""
+    import jax
+    import jax.numpy as jnp
+    A = 2.0 * jnp.eye(P)
+    chol = jax.jit(lambda M: jax.lax.linalg.cholesky(M, symmetrize_input=False))
+    return best_time(lambda: chol(A), repeats)
+
+
 def side_by_side(problem, spec, res, rec):
     """Time one Cholesky of ``T I + K`` and the solver's per-iteration pieces at the solution (same process)."""
     import jax
@@ -178,9 +191,11 @@ def run_solve_point(P, D, args, rec, dump, hessian="auto"):
                load_average_solve=load_average())
     dump()
     spec = ModelSpec(heads=HEADS[D], widths=P, temperature=0.01)
+    chol_before = cholesky_seconds(P, 1 if P > 4000 else 3)  # an SPD matrix of the size: same LAPACK work
     t0 = time.perf_counter()
     res = smtheory.solvers.solve(problem, spec, max_iter=args.max_iter, hessian=hessian)
     rec["solve_wall"] = time.perf_counter() - t0
+    rec["cholesky_around_solve"] = [chol_before, cholesky_seconds(P, 1 if P > 4000 else 3)]
     rec.update(solve_time=res.solve_time, compile_time=res.compile_time, iterations=res.iterations,
                n_evaluations=res.n_evaluations, converged=res.converged, max_residual=res.max_residual,
                hessian_min_eig=res.hessian_min_eig, grad_norm=res.grad_norm, method=res.method, route=res.route,
@@ -287,6 +302,21 @@ def run_child(kind, P, D, args, hessian="auto"):
     return rec
 
 
+def _key(r):
+    return r["kind"], r["P"], r["D"], r.get("hessian_requested", "auto")
+
+
+def merged_rows(path, todo):
+    """Rows of an earlier results file that ``todo`` does not redo (each keeps its own load and timestamps)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        old = json.load(fh).get("rows", [])
+    redo = {(k, P, D, h) for k, P, D, h in todo}
+    return [dict(r, from_earlier_run=r.get("from_earlier_run") or r.get("started_utc")) for r in old
+            if _key(r) not in redo]
+
+
 def parse_point(text):
     """``"4000x16"`` → ``(4000, 16, "auto")``; ``"4000x16:secant"`` → ``(4000, 16, "secant")``."""
     size, _, hessian = text.partition(":")
@@ -306,6 +336,8 @@ def main(argv=None):
     ap.add_argument("--n-test", type=int, default=N_TEST)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=RESULTS)
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows of the existing results file that this run does not redo")
     ap.add_argument("--point", nargs=3, metavar=("KIND", "P", "D"), help=argparse.SUPPRESS)
     ap.add_argument("--point-out", help=argparse.SUPPRESS)
     ap.add_argument("--hessian", default="auto", help=argparse.SUPPRESS)
@@ -329,13 +361,17 @@ def main(argv=None):
     data = dict(benchmark=NAME, config=config, environment=env, rows=[])
     os.makedirs(args.out, exist_ok=True)
     name = NAME + ("_quick" if args.quick else "")
+    kept = merged_rows(os.path.join(args.out, name + ".json"), todo) if args.merge else []
+    new_rows = []
     t_start = time.perf_counter()
     for kind, P, D, hessian in todo:
         print(f"{kind} P={P} D={D} hessian={hessian}: running (load {load_average()}) ...", flush=True)
         rec = run_child(kind, P, D, args, hessian)
         print(f"  → {rec['status']}: {rec.get('method')} {rec.get('route')} it {rec.get('iterations')} solve wall "
               f"{rec.get('solve_wall')} predictor {rec.get('predictor_wall')}; {rec.get('reason', '')}", flush=True)
-        data["rows"].append(rec)
+        new_rows.append(rec)
+        data["rows"] = sorted(kept + new_rows, key=lambda r: (r["kind"] != "solve", r["D"] == 64, r["P"], r["D"],
+                                                              r.get("hessian_requested", "auto") != "auto"))
         data.update(script_wall_time=time.perf_counter() - t_start, load_average_end=load_average())
         write_json(os.path.join(args.out, name + ".json"), data)
         write_text(os.path.join(args.out, name + ".md"), markdown(data))
@@ -352,6 +388,10 @@ def _mib(b):
 def _ratio(t, key, chol):
     v = (t or {}).get(key)
     return fmt(v / chol, ".2f") if v is not None and chol else "—"
+
+
+def _status(r):
+    return r["status"] + (f" (earlier run, started {r['from_earlier_run']})" if r.get("from_earlier_run") else "")
 
 
 def _reach_table(rows):
@@ -372,24 +412,30 @@ def _reach_table(rows):
                  f"{_mib(r.get('rss_after_imports'))} | {_mib(r.get('rss_after_build'))} | "
                  f"{_mib(prof.get('estimated_bytes'))} | "
                  f"{fmt((prof.get('memory_budget') or 0) / 2**30, '.0f')} | {fmt_load(r.get('load_average_solve'))} | "
-                 f"{r['status']} |")
+                 f"{_status(r)} |")
     return L
 
 
 def _ratio_table(rows):
-    L = ["| P | D | method | t(Cholesky) [s] | **solve: per iteration / Cholesky** | value | gradient | "
-         "secant iteration (value + gradient) | dense energy Hessian | Newton iteration (+ Hessian) | HVP | "
-         "certificate | setup (blocks) | load at pieces |",
-         "|---:|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|"]
+    L = ["| P | D | method | issue's floor / Cholesky (flops) | t(Cholesky) around the solve [s] | "
+         "**solve: per iteration / Cholesky** | it | "
+         "t(Cholesky) with the pieces [s] | value | gradient | secant iteration (value + gradient) | dense energy "
+         "Hessian | Newton iteration (+ Hessian) | HVP | certificate | setup (blocks) | load at pieces |",
+         "|---:|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|"]
     for r in rows:
         t, prof = r.get("pieces") or {}, r.get("profile") or {}
         chol = t.get("cholesky")
+        around = r.get("cholesky_around_solve") or []
+        chol_solve = sum(around) / len(around) if around else chol
         it = max(r.get("iterations") or 0, 1)
         per_it = prof.get("optimise") / it if prof.get("optimise") is not None else None
         sec = t["value"] + t["gradient"] if "value" in t else None
         newt = sec + t["dense_hessian"] if sec is not None and "dense_hessian" in t else None
-        L.append(f"| {r['P']} | {r['D']} | {r.get('method', '—')} | {fmt(chol)} | "
-                 f"**{_ratio({'x': per_it}, 'x', chol)}** | {_ratio(t, 'value', chol)} | {_ratio(t, 'gradient', chol)} | "
+        P, m = r["P"], r["D"] * 231
+        floor = (P**3 / 3 + P * P * m + P * m * m) / (P**3 / 3)
+        L.append(f"| {r['P']} | {r['D']} | {r.get('method', '—')} | {fmt(floor, '.1f')} | {fmt(chol_solve)} | "
+                 f"**{_ratio({'x': per_it}, 'x', chol_solve)}** | {r.get('iterations', '—')} | {fmt(chol)} | "
+                 f"{_ratio(t, 'value', chol)} | {_ratio(t, 'gradient', chol)} | "
                  f"{_ratio({'x': sec}, 'x', chol)} | {_ratio(t, 'dense_hessian', chol)} | "
                  f"{_ratio({'x': newt}, 'x', chol)} | {_ratio(t, 'hvp', chol)} | {_ratio(prof, 'certificate', chol)} | "
                  f"{_ratio(prof, 'setup', chol)} | {fmt_load(r.get('load_average_pieces'))} |")
@@ -405,7 +451,7 @@ def _predictor_table(rows):
                  f"{fmt(r.get('predictor_wall'))} | {_mib(r.get('rss_at_reset'))} | "
                  f"{_mib(r.get('peak_rss_streaming'))} | {_mib(r.get('bound_bytes'))} | "
                  f"{fmt(r.get('generalization_error'), '.4f')} | {fmt(r.get('accuracy'), '.4f')} | "
-                 f"{fmt_load(r.get('load_average_predictor'))} | {r['status']} |")
+                 f"{fmt_load(r.get('load_average_predictor'))} | {_status(r)} |")
     return L
 
 
@@ -425,15 +471,23 @@ def markdown(d):
          "products), so it runs unchanged on a GPU backend; the GPU scaling run (P up to 20 000) remains to be "
          "done on a machine that has one.\n",
          "## Per-iteration cost in units of one Cholesky of T I + K (same process, side by side)\n",
-         "All entries are seconds divided by t(Cholesky) of the P × P train matrix at the solution (best of 3, "
-         "taken before and after the pieces; at P = 10 000 one timed call of each, the Cholesky before the pieces "
-         "only). **solve: per iteration** = the optimiser's "
-         "wall time (compilation excluded, line-search trial points included) / its iterations. The pieces are "
+         "Seconds divided by the time of one P × P Cholesky factorisation (`jax.lax.linalg.cholesky`, the call the "
+         "solver makes) in the same process. **solve: per iteration** = the optimiser's wall time (compilation "
+         "excluded; the first point's value and gradient and any line-search trial points included) / its "
+         "iterations, over the mean of a Cholesky timed just before and just after the solve (best of 3; 1 at "
+         "P = 10 000). The other columns time the solver's pieces at the solution against a Cholesky of the "
+         "train matrix T I + K there, taken before and after the pieces (best of 3; at P = 10 000 one timed "
+         "call each, the Cholesky before the pieces only). The pieces are "
          "the solver's own jitted functions at the solution: value = kernel assembly + factorisation + L⁻¹Y; "
          "gradient = L⁻¹Ξ and Φ; a secant iteration is value + gradient, a Newton iteration adds the dense "
          "energy Hessian; HVP = one Hessian-vector product (the D = 64 path); certificate = residuals, gradient "
          "and smallest Hessian eigenvalue (dense, or LOBPCG on HVPs); setup = forming the path-pair blocks "
-         "(once per solve). Ratios are robust to the machine's load; absolute times are not.\n"]
+         "(once per solve). Ratios are robust to the machine's load; absolute times are not.\n",
+         "issue's floor = (P³/3 + P²·D·N0 + P·(D·N0)²) / (P³/3), the flop count that issue 17 gives for the "
+         "physical floor of one iteration (factorisation plus the contractions that give Φ) in units of the "
+         "factorisation: where it exceeds 5, no iteration that forms those contractions can cost less than 5 "
+         "Cholesky factorisations' flops (matrix products run faster per flop than the factorisation, so the "
+         "time ratio can be somewhat lower).\n"]
     L += _ratio_table(solve) + [""]
     L += ["## Reach: certified solves, wall time and peak memory\n",
           "solve wall = the whole `solve` call in a fresh process (JIT compilation, forming the blocks, optimiser "
@@ -449,7 +503,10 @@ def markdown(d):
               "time (`smtheory.predictor_stream.streamed_statistics` with `feature_chunks`); wall time excludes "
               "the training solve. Peak RSS while streaming = `VmHWM` reset just before the stream (it includes "
               "what the process already held: 'RSS before streaming'). bound = 8·(3P² + 3P·D·N0 + 2(D·N0)² + "
-              "4·chunk·max(P, D·N0) + the chunk's attention temporaries) bytes: the streaming's own arrays.\n"]
+              "4·chunk·max(P, D·N0) + the chunk's attention temporaries) bytes: the streaming's own arrays. "
+              "The random-head features do not generalise on this task (test accuracy at chance, as with "
+              "`smtheory.predictor.predictor_statistics` on the same data): these rows measure throughput and "
+              "memory; tests/test_scale.py checks that streamed statistics equal the unchunked ones.\n"]
         L += _predictor_table(pred) + [""]
     bad = [r for r in d["rows"] if r["status"] != "ok"]
     if bad:

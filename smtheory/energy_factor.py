@@ -9,7 +9,8 @@ computed here from a single factorisation ``T I + K = L Lᵀ`` and the solved fe
 - gradient: ``Φ_{ab} = Σ_{p,i} X_{p,a,i} X_{p,b,i} − β_a·β_b`` with ``β_a = X_aᵀ a = Ξ_aᵀ G Y``;
 - Hessian-vector product in a symmetric direction ``dU``: with ``dK̃ = X (dU ⊗ I) Xᵀ`` and
   ``r = Σ_{cd} dU_{cd} X_c β_d``, ``dΦ_{ab} = −Tr(X_bᵀ dK̃ X_a) + β_b·(X_aᵀ r) + β_a·(X_bᵀ r)``;
-- dense Hessian: :func:`smtheory.action.energy_hessian_from_solved`.
+- dense Hessian: :func:`smtheory.action.energy_hessian_from_solved`, with the Gram matrix ``Xᵀ X`` formed on
+  its lower block triangle.
 
 Two routes assemble ``K``, and nothing else differs between them:
 
@@ -39,13 +40,13 @@ KERNEL_CHUNKS = 4
 
 
 def factored_nbytes(P, D, N0):
-    """Bytes of the factored route's working set: about four ``P × P`` and eight ``P × D N0`` float64 arrays.
+    """Bytes of the factored route's working set: about four ``P × P`` and twelve ``P × D N0`` float64 arrays.
 
-    (``K``, its factor and two temporaries of a Hessian-vector product; ``Ξ`` and ``X = L⁻¹ Ξ`` in two
-    layouts each, and four temporaries.)  The dense Hessian's ``(D N0)²`` Gram matrix is counted by the
-    solver where it is used.
+    (``K``, its factor and two temporaries of a Hessian-vector product; ``Ξ`` in two layouts and its copies,
+    ``X = L⁻¹ Ξ`` in two layouts for the optimiser's and the certificate's factor, and temporaries.)  The
+    dense Hessian's ``(D N0)²`` Gram matrix is counted by the solver where it is used.
     """
-    return 8 * (4 * P * P + 8 * P * D * N0)
+    return 8 * (4 * P * P + 12 * P * D * N0)
 
 
 def route_nbytes(route, P, D, N0):
@@ -54,7 +55,7 @@ def route_nbytes(route, P, D, N0):
     return factored_nbytes(P, D, N0) + extra
 
 
-def choose_route(route, P, D, N0, memory_budget):
+def choose_route(route, P, D, N0, memory_budget, extra_bytes=0):
     """The energy route for a problem of ``P`` examples, ``D`` paths and input width ``N0``.
 
     Parameters
@@ -63,6 +64,8 @@ def choose_route(route, P, D, N0, memory_budget):
         ``auto``: ``"blocks"`` when the blocks and the working set fit ``memory_budget``, else ``"factored"``.
     memory_budget : int
         Bytes.
+    extra_bytes : int
+        What the caller needs besides the route's working set (counted against the budget for either route).
 
     Returns
     -------
@@ -78,12 +81,13 @@ def choose_route(route, P, D, N0, memory_budget):
     if route not in ROUTES:
         raise InputError(f"route must be one of {', '.join(map(repr, ROUTES))}, got {route!r}")
     if route == "auto":
-        route = "blocks" if route_nbytes("blocks", P, D, N0) <= memory_budget else "factored"
+        route = "blocks" if route_nbytes("blocks", P, D, N0) + extra_bytes <= memory_budget else "factored"
     what = "the path-pair blocks and the factored working set" if route == "blocks" else \
-        "the factored working set (about 4 P × P and 8 P × D·N0 float64 arrays)"
-    check_memory(f"{what} of route {route!r} (P = {P}, D = {D}, N0 = {N0})", route_nbytes(route, P, D, N0),
-                 memory_budget, hint=f"memory_budget = {memory_budget} bytes: raise it, or reduce P, the number "
-                                     "of paths D or N0" + (", or use route='auto'" if route == "blocks" else ""))
+        "the factored working set (about 4 P × P and 12 P × D·N0 float64 arrays)"
+    hint = f"memory_budget = {memory_budget} bytes: raise it, or reduce P, the number of paths D or N0"
+    check_memory(f"{what} of route {route!r} (P = {P}, D = {D}, N0 = {N0})",
+                 route_nbytes(route, P, D, N0) + extra_bytes, memory_budget,
+                 hint=hint + (", or use route='auto'" if route == "blocks" else ""))
     return route
 
 

@@ -36,7 +36,11 @@ DENSE_ENTRIES_MAX = 600
 GRAM_BYTES_MAX = 512 * 2**20
 
 
-def scaled_plan(P, D, N0, memory_budget=None, route="auto", hessian="auto"):
+def _partial_sizes(heads):
+    return [int(np.prod(heads[l:])) for l in range(len(heads))]
+
+
+def scaled_plan(P, D, N0, memory_budget=None, route="auto", hessian="auto", heads=None):
     """The route, curvature mode and memory of a scaled solve, decided before anything is built.
 
     Parameters
@@ -47,12 +51,16 @@ def scaled_plan(P, D, N0, memory_budget=None, route="auto", hessian="auto"):
         Bytes (default :data:`smtheory.checks.DEFAULT_MEMORY_BUDGET`, 8 GiB).
     route : {"auto", "blocks", "factored"}
     hessian : {"auto", "newton", "secant", "newton-cg"}
+    heads : tuple of int, optional
+        Heads per layer (for the size of the parameter vector; default: ``U_1`` only).
 
     Returns
     -------
     dict
         ``route``, ``hessian``, ``dense`` (the dense energy Hessian is formed), ``memory_budget`` and
-        ``estimated_bytes`` (working set of the route, plus the Gram matrix when dense).
+        ``estimated_bytes`` (working set of the route, the parameter-space Hessians and ``J_1``, plus the Gram
+        matrix when dense) and ``route_bytes`` (what each route needs without the Gram matrix: the blocks are
+        used when ``route_bytes["blocks"]`` fits the budget).
 
     Raises
     ------
@@ -60,13 +68,16 @@ def scaled_plan(P, D, N0, memory_budget=None, route="auto", hessian="auto"):
         Bad ``memory_budget``, ``route`` or ``hessian``, or a working set over the budget (named in the message).
     """
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else integer("memory_budget", memory_budget, minimum=1)
-    route = choose_route(route, P, D, N0, budget)
+    n = sum(n_pairs(d) for d in _partial_sizes(heads)) if heads else n_pairs(D)
+    params = 8 * (4 * n * n + D * D * n)  # parameter-space Hessians and eigenvectors, J_1
+    route = choose_route(route, P, D, N0, budget, params)
     gram = 8 * (D * N0) ** 2 if P >= N0 else 8 * D * D * P * P
-    estimate = route_nbytes(route, P, D, N0)
+    estimate = route_nbytes(route, P, D, N0) + params
     dense = n_pairs(D) <= DENSE_ENTRIES_MAX and gram <= GRAM_BYTES_MAX and estimate + gram <= budget
     mode = choose_hessian(hessian, P, D, N0, route, dense)
     return dict(route=route, hessian=mode, dense=dense, memory_budget=budget,
-                estimated_bytes=estimate + (gram if dense else 0))
+                estimated_bytes=estimate + (gram if dense else 0),
+                route_bytes={r: route_nbytes(r, P, D, N0) + params for r in ("blocks", "factored")})
 
 
 def solve_scaled(problem, spec, theta0, tol, max_iter, memory_budget=None, route="auto", hessian="auto"):
@@ -90,7 +101,7 @@ def solve_scaled(problem, spec, theta0, tol, max_iter, memory_budget=None, route
     """
     xi = jnp.asarray(problem.scaled_train(spec))
     P, D, N0 = xi.shape
-    plan = scaled_plan(P, D, N0, memory_budget, route, hessian)
+    plan = scaled_plan(P, D, N0, memory_budget, route, hessian, tuple(spec.heads))
     c = ActionConstants.from_spec(spec)
     clock, wall = CompileClock(), _PhaseClock()
     with clock:

@@ -89,13 +89,18 @@ def test_auto_uses_the_scaled_path_for_large_training_sets():
     assert res.method.startswith("scaled-") and res.route == "blocks"
 
 
+def _route_bytes(P, D, N0, heads=(2, 2)):
+    return scaled_plan(P, D, N0, memory_budget=2**40, heads=heads)["route_bytes"]
+
+
 def test_memory_budget_picks_the_route_and_is_respected():
     P, D, N0 = 300, 4, 6
-    blocks_bytes = ef.route_nbytes("blocks", P, D, N0)
+    need = _route_bytes(P, D, N0)
     assert pair_block_nbytes(P, D) == 8 * (D * (D + 1) // 2) * P * P
-    assert scaled_plan(P, D, N0, memory_budget=blocks_bytes)["route"] == "blocks"
-    small = scaled_plan(P, D, N0, memory_budget=blocks_bytes - 1)
-    assert small["route"] == "factored" and small["estimated_bytes"] <= blocks_bytes - 1
+    assert need["blocks"] - need["factored"] == pair_block_nbytes(P, D)
+    assert scaled_plan(P, D, N0, memory_budget=need["blocks"], heads=(2, 2))["route"] == "blocks"
+    small = scaled_plan(P, D, N0, memory_budget=need["blocks"] - 1, heads=(2, 2))
+    assert small["route"] == "factored" and small["estimated_bytes"] <= need["blocks"] - 1
     # the block array really has the size the budget was checked against, and is refused just below it
     xi = jnp.asarray(random_problem(heads=(2, 2), P=P, N0=N0).scaled_train(smt.ModelSpec(heads=(2, 2))))
     assert pair_blocks(xi, memory_budget=pair_block_nbytes(P, D)).nbytes == pair_block_nbytes(P, D)
@@ -105,8 +110,7 @@ def test_memory_budget_picks_the_route_and_is_respected():
 
 def test_solve_stays_within_the_memory_budget():
     prob, spec, *_ = _setup(40, widths=10)
-    P, D, N0 = prob.xi_train.shape
-    budget = ef.route_nbytes("blocks", P, D, N0) - 1  # the blocks do not fit
+    budget = _route_bytes(*prob.xi_train.shape)["blocks"] - 1  # the blocks do not fit
     res = smtheory.solvers.solve(prob, spec, method="scaled", memory_budget=budget)
     assert res.converged and res.route == "factored"
     assert res.profile["estimated_bytes"] <= res.profile["memory_budget"] == budget
@@ -116,10 +120,9 @@ def test_a_problem_too_large_for_the_budget_is_refused_naming_the_budget():
     prob, spec, *_ = _setup(40, widths=10)
     with pytest.raises(smt.InputError, match=r"memory budget.*memory_budget = 1000 bytes"):
         smtheory.solvers.solve(prob, spec, method="scaled", memory_budget=1000)
-    P, D, N0 = prob.xi_train.shape
     with pytest.raises(smt.InputError, match="route 'blocks'.*memory_budget"):  # forced blocks over the budget
         smtheory.solvers.solve(prob, spec, method="scaled", route="blocks",
-                               memory_budget=ef.route_nbytes("factored", P, D, N0))
+                               memory_budget=_route_bytes(*prob.xi_train.shape)["factored"])
     with pytest.raises(smt.InputError, match="memory_budget"):
         smtheory.solvers.solve(prob, spec, method="scaled", memory_budget=-5)
     with pytest.raises(smt.InputError, match="route"):
@@ -172,8 +175,7 @@ def test_feature_chunks_stream_raw_inputs():
 
 def test_continuation_passes_the_memory_budget_and_route_through():
     prob, spec, *_ = _setup(40, widths=10)
-    P, D, N0 = prob.xi_train.shape
-    budget = ef.route_nbytes("factored", P, D, N0)  # the factored form fits, the blocks do not
+    budget = _route_bytes(*prob.xi_train.shape)["factored"]  # the factored form fits, the blocks do not
     warm = smtheory.solvers.continuation(prob, spec, widths=[40, 10], method="scaled", memory_budget=budget)
     for w, res in zip([40, 10], warm):
         cold = smtheory.solvers.solve(prob, spec.replace(widths=w), method="newton")

@@ -13,7 +13,7 @@ The target is the label of the query's class, ``y ∈ {+1, −1}``; targets are 
 balanced.
 
 Tokens (choices where docs/theory.md §6 is silent; see ``docs/pruning.md``)
----------------------------------------------------------------------
+---------------------------------------------------------------------------
 Every image is cut into non-overlapping ``patch × patch`` patches in raster order
 (``patch = 4`` gives 4 tokens per image, ``T = 12`` tokens per sequence).  A token is the
 concatenation ``[pixels (patch²), code (code_dim)]``:
