@@ -10,7 +10,8 @@ overlap
     NUTS (BlackJAX, window adaptation during ``burnin``) on the exact order-parameter posterior (§8.2):
     14 coordinates whatever N.
 langevin
-    Preconditioned Metropolis-adjusted Langevin on the V⁰-collapsed weights (§8.1), Stan-style warm-up.
+    Preconditioned Metropolis-adjusted Langevin on the V⁰-collapsed weights (§8.1) with the prior-preserving
+    Crank–Nicolson proposal (``smtheory.sims.crank_nicolson``), Stan-style warm-up: the sampler's defaults.
 gibbs
     Exact blocked Gibbs on all weights (today's reference); at N = 1000 only a few sweeps fit the budget.
 full-mala
@@ -74,11 +75,11 @@ FULL_MALA_EPS = 0.004  # ε = h/T; h ≈ 2/λ_max(∇²U) at N = 10 (bench_sampl
 
 # (burnin, steps, thin) for smtheory.sims.sample; nuts: (warm-up, draws) of the real run, or the probe's iteration count
 LENGTHS = {
-    10: {"overlap": (200, 400, 1), "langevin": (1000, 3000, 5), "gibbs": (500, 4500, 4), "full-mala": (500, 2000, 10),
+    10: {"overlap": (200, 400, 1), "langevin": (500, 4000, 2), "gibbs": (500, 8000, 4), "full-mala": (500, 2000, 10),
          "nuts": (100, 100)},
-    100: {"overlap": (200, 400, 1), "langevin": (500, 1000, 5), "gibbs": (50, 200, 1), "full-mala": (200, 800, 5),
+    100: {"overlap": (200, 400, 1), "langevin": (500, 2000, 1), "gibbs": (50, 200, 1), "full-mala": (200, 800, 5),
           "nuts_probe": 5},
-    1000: {"overlap": (200, 400, 1), "langevin": (50, 16, 1), "gibbs": (0, 6, 1), "full-mala": (10, 20, 1),
+    1000: {"overlap": (200, 400, 1), "langevin": (500, 1000, 1), "gibbs": (0, 6, 1), "full-mala": (10, 20, 1),
            "nuts_probe": 0},
 }
 QUICK = {

@@ -238,8 +238,9 @@ def collapsed_target(problem: KernelProblem, spec: ModelSpec, dtype="float64", d
     -------
     CollapsedTarget
         ``logdensity(position)`` (up to a constant), ``init(key)`` (an exact prior draw),
-        ``order_parameter(position) = Û`` [D, D], ``n_dims``, ``dtype`` and ``name``
-        (``"collapsed"``).
+        ``order_parameter(position) = Û`` [D, D], ``n_dims``, ``dtype``, ``name``
+        (``"collapsed"``), and the Gaussian prior apart: ``log_likelihood`` (the data term) and
+        ``prior_std``.
     """
     dt = _check_inputs(problem, spec, dtype)
     n0 = problem.input_dim
@@ -252,14 +253,17 @@ def collapsed_target(problem: KernelProblem, spec: ModelSpec, dtype="float64", d
     def op(position):
         return order_parameter(unravel(spec, n0, position), widths)
 
-    def logdensity(position):
+    def log_likelihood(position):
         U = op(position)
-        return -0.5 * energy(0.5 * (U + U.T)) - 0.5 * jnp.sum(inv_var * position**2)
+        return -0.5 * energy(0.5 * (U + U.T))
+
+    def logdensity(position):
+        return log_likelihood(position) - 0.5 * jnp.sum(inv_var * position**2)
 
     def init(key):
         return std * jax.random.normal(key, (n_dims,), dt)
 
-    return CollapsedTarget(logdensity, init, op, n_dims, dt, "collapsed")
+    return CollapsedTarget(logdensity, init, op, n_dims, dt, "collapsed", log_likelihood, std)
 
 
 def draw_input_projection(problem: KernelProblem, spec: ModelSpec, key, position):

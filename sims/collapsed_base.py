@@ -39,6 +39,12 @@ class CollapsedTarget(NamedTuple):
         Length of the position vector.
     dtype : jnp.float64 or jnp.float32
     name : str
+    log_likelihood : callable, optional
+        ``position -> ℓ`` with ``logdensity = ℓ − ½ Σ (position / prior_std)²``: given (with
+        ``prior_std``) when the prior is Gaussian, so that the Langevin kernel can use the
+        prior-preserving Crank–Nicolson proposal (:mod:`smtheory.sims.crank_nicolson`).
+    prior_std : array [n_dims], optional
+        Standard deviations of that Gaussian prior.
     """
 
     logdensity: Callable
@@ -47,6 +53,8 @@ class CollapsedTarget(NamedTuple):
     n_dims: int
     dtype: Any
     name: str
+    log_likelihood: Callable = None
+    prior_std: Any = None
 
 
 class KernelParams(NamedTuple):

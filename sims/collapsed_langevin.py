@@ -1,4 +1,4 @@
-"""Preconditioned Langevin (MALA / ULA) with Stan-style warm-up for a collapsed target.
+"""Preconditioned Langevin (Metropolis-adjusted or not) with Stan-style warm-up for a collapsed target.
 
 For a :class:`smtheory.sims.collapsed_base.CollapsedTarget` (docs/theory.md §8.1: the upper weights
 with ``V⁰`` integrated out, or any other flat-position posterior), one transition proposes
@@ -32,17 +32,20 @@ size came out systematically too large (Markov task, N = 100: sampling acceptanc
 instead of 0.574; with 200 steps 0.55–0.61).  Warm-ups shorter than the three buffers use
 Stan's 15 % / 75 % / 10 % split; fewer than 20 steps adapt the step size only.
 
-Measured on the 4-path Markov task at T = 0.01 (P = 100, 4 chains, float64, one shared CPU
-core; tests/test_collapsed.py): 1000 warm-up + 8000 steps give R-hat 1.0034 (worst U_1 entry,
-bulk ESS 922) at N = 10, and 2000 + 8000 steps give 1.0066 (ESS 1169) at N = 100; the slowest
-entry's integrated autocorrelation time is about 30–40 steps at both widths.  At N = 1000
-(n_dims = 4·10⁶) a step costs about 0.35 s of CPU per chain, three quarters of it drawing the
-float64 normals; the step size falls to h ≈ 0.016 (the d^(-1/3) scaling of MALA) and the
-autocorrelation time grows to about 150 steps, so R-hat ≤ 1.01 needs some 30 000 steps per chain
-(about 12 CPU hours).  There the short slow windows also underestimate the variances of the
-slowly mixing coordinates (adapted m ≈ 0.08 where the posterior variance is ≈ 1);
-``adapt_mass_matrix=False`` keeps the identity, which is the right scale at large N (at N = 100
-it gave R-hat 1.0049, ESS 1318, as good as the adapted matrix).
+Two proposals (``build(proposal=...)``): the Euler–Maruyama step above, for any target, and — the default
+for a target that gives its Gaussian prior apart, as the collapsed weight posterior does — the
+prior-preserving Crank–Nicolson step of :mod:`smtheory.sims.crank_nicolson` (pCNL), with the same warm-up
+(the inverse mass matrix then in whitened units ``x / s``).  Why: with the Euler step the adapted step
+size falls like ``n_dims^(-1/3)``; on the 4-path Markov task at T = 0.01 (P = 100, 4 chains, float64)
+h ≈ 0.016 at N = 1000 (4·10⁶ weights), the slowest U_1 entry's autocorrelation time grows to about 150
+steps and R-hat ≤ 1.01 would need some 30 000 steps per chain.  The Crank–Nicolson step keeps h ≈ 0.9
+there (acceptance 0.53–0.67) and the worst entry's ESS was 167 from 4 × 300 draws after a 300-step
+warm-up; at N = 100, 500 + 1000 steps gave ESS 511 (R-hat 1.010) against 34 (R-hat 1.097) with the
+Euler step.  With ``smtheory sample``'s defaults (500 warm-up + 1000 steps, extended while R-hat > 1.01)
+it converged at N = 10 (R-hat 1.009 after two extensions, 59 s), N = 100 (1.004 after one, 52 s) and
+N = 1000 (1.006, worst-entry ESS 1215, after one extension: 34 minutes on one core); the fixed-length
+comparison with the other samplers is ``benchmarks/results/bench_collapsed.md``.  At N = 1000 a transition
+costs about 0.15–0.2 s of CPU per chain, most of it drawing the 4·10⁶ float64 normals.
 
 Cost: one gradient evaluation per transition (the gradient at the current point is carried in
 the state), plus O(n_dims) elementwise work and ``n_dims`` standard normals.  Everything is
@@ -52,7 +55,8 @@ pure JAX and single-chain (the driver vmaps over chains); positions keep their d
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from functools import partial
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -60,9 +64,13 @@ import numpy as np
 
 from smtheory.checks import InputError
 
+from . import crank_nicolson as cn
 from .collapsed_base import CollapsedTarget, Kernel, KernelInfo, KernelParams
 
-__all__ = ["LangevinState", "WarmupSchedule", "warmup_schedule", "initial_state", "transition", "build"]
+__all__ = ["LangevinState", "WarmupSchedule", "PROPOSALS", "warmup_schedule", "initial_state", "transition", "build"]
+
+#: ``build(proposal=...)``: "auto" takes "crank-nicolson" for a target with its Gaussian prior apart.
+PROPOSALS = ("auto", "crank-nicolson", "euler")
 
 # dual averaging constants (Hoffman & Gelman 2014; Stan's defaults)
 _DA_GAMMA, _DA_T0, _DA_KAPPA = 0.05, 10.0, 0.75
@@ -201,13 +209,13 @@ def _da_init(step_size):
     return _DualAveraging(log_h, log_h, z, jnp.log(10.0) + log_h, z)
 
 
-def _da_update(da: _DualAveraging, acceptance, target_acceptance):
-    """Nesterov dual averaging on log h (Hoffman & Gelman 2014, Algorithm 5)."""
+def _da_update(da: _DualAveraging, acceptance, target_acceptance, log_h_max=jnp.inf):
+    """Nesterov dual averaging on log h (Hoffman & Gelman 2014, Algorithm 5), log h capped at ``log_h_max``."""
     t = da.count + 1.0
     w = 1.0 / (t + _DA_T0)
     acc = jnp.where(jnp.isfinite(acceptance), acceptance, 0.0).astype(jnp.float64)
     h_bar = (1.0 - w) * da.h_bar + w * (target_acceptance - acc)
-    log_h = da.mu - jnp.sqrt(t) / _DA_GAMMA * h_bar
+    log_h = jnp.minimum(da.mu - jnp.sqrt(t) / _DA_GAMMA * h_bar, log_h_max)
     eta = t ** (-_DA_KAPPA)
     log_avg = eta * log_h + (1.0 - eta) * da.log_step_avg
     return _DualAveraging(log_h, log_avg, h_bar, da.mu, t)
@@ -231,28 +239,52 @@ def _regularised_variance(wf: _Welford):
     return (n / (n + _REG_COUNT)) * var + _REG_VALUE * (_REG_COUNT / (n + _REG_COUNT))
 
 
-def _warmup(target, adjusted, target_acceptance, initial_step_size, windows, key, position, num_steps):
+class _Proposal(NamedTuple):
+    """What the warm-up needs of a proposal: its state, its transition, the coordinates in which the
+    inverse mass matrix is estimated, the default initial step and the largest useful step."""
+
+    initial_state: Callable
+    transition: Callable
+    unit: Callable
+    initial_step: Callable
+    log_step_max: Callable
+
+
+def _proposal(target, name):
+    """The Euler (:func:`transition`) or Crank–Nicolson (:mod:`.crank_nicolson`) proposal."""
+    if name == "euler":
+        return _Proposal(initial_state, partial(transition, target), lambda x: x,
+                         lambda: target.n_dims ** (-1.0 / 3.0),
+                         lambda m: jnp.inf)
+    # Crank–Nicolson: δ = h m / 2 is capped at DELTA_MAX, so h beyond 2 DELTA_MAX / min(m) changes nothing
+    return _Proposal(cn.initial_state, partial(cn.transition, target), partial(cn.unit_coordinates, target),
+                     lambda: 1.0, lambda m: jnp.log(2.0 * cn.DELTA_MAX / jnp.min(m)).astype(jnp.float64))
+
+
+def _warmup(target, adjusted, target_acceptance, initial_step_size, windows, proposal, key, position, num_steps):
     """Windowed adaptation of one chain (see the module docstring); ``windows=None``: step size only."""
     if windows is None:
         sched = WarmupSchedule(np.zeros(num_steps, bool), np.zeros(num_steps, bool))
     else:
         sched = warmup_schedule(num_steps, *windows)
-    state = initial_state(target, position)
+    prop = _proposal(target, proposal)
+    state = prop.initial_state(target, position)
     dt = state.position.dtype
-    h0 = initial_step_size if initial_step_size is not None else target.n_dims ** (-1.0 / 3.0)
-    carry0 = (state, jnp.ones_like(state.position), _da_init(h0), _welford_init(state.position))
+    h0 = initial_step_size if initial_step_size is not None else prop.initial_step()
+    unit0 = prop.unit(state.position)
+    carry0 = (state, jnp.ones_like(state.position), _da_init(h0), _welford_init(unit0))
 
     def one(carry, xs):
         state, m, da, wf = carry
         k, slow, end = xs
-        state, info = transition(target, k, state, jnp.exp(da.log_step).astype(dt), m, adjusted)
-        da = _da_update(da, info.acceptance_rate, target_acceptance)
-        wf = jax.lax.cond(slow, lambda w: _welford_update(w, state.position), lambda w: w, wf)
+        state, info = prop.transition(k, state, jnp.exp(da.log_step).astype(dt), m, adjusted)
+        da = _da_update(da, info.acceptance_rate, target_acceptance, prop.log_step_max(m))
+        wf = jax.lax.cond(slow, lambda w: _welford_update(w, prop.unit(state.position)), lambda w: w, wf)
 
         def close_window(args):
             m, da, wf = args
             return _regularised_variance(wf).astype(dt), _da_init(jnp.exp(da.log_step_avg)), \
-                _welford_init(state.position)
+                _welford_init(unit0)
 
         m, da, wf = jax.lax.cond(end, close_window, lambda args: args, (m, da, wf))
         return (state, m, da, wf), None
@@ -295,36 +327,42 @@ def _check_build(target, adjusted, target_acceptance, initial_step_size):
     return bool(adjusted), ta, initial_step_size
 
 
-def build(target: CollapsedTarget, *, adjusted=True, target_acceptance=0.574, initial_step_size=None,
-          initial_buffer=75, first_window=25, final_buffer=200, adapt_mass_matrix=True) -> Kernel:
+def build(target: CollapsedTarget, *, adjusted=True, proposal="auto", target_acceptance=0.574,
+          initial_step_size=None, initial_buffer=75, first_window=25, final_buffer=200,
+          adapt_mass_matrix=True) -> Kernel:
     """Preconditioned Langevin kernel with windowed warm-up for a collapsed target.
 
-    See the module docstring and docs/theory.md §8.1.
+    See the module docstring, :mod:`smtheory.sims.crank_nicolson` and docs/theory.md §8.1.
 
     Parameters
     ----------
     target : CollapsedTarget
     adjusted : bool
-        True: MALA (exact target).  False: ULA (every proposal taken; O(h) bias).
+        True: Metropolis-adjusted (exact target).  False: every proposal taken (O(h) bias).
+    proposal : {"auto", "crank-nicolson", "euler"}
+        ``"crank-nicolson"``: the prior-preserving pCNL proposal, whose acceptance does not fall with the
+        dimension (needs ``target.log_likelihood`` and ``target.prior_std``, as the collapsed weight posterior
+        has); ``"euler"``: the Euler–Maruyama proposal (MALA / ULA), for any target.  ``"auto"`` (default):
+        Crank–Nicolson where the target allows it.
     target_acceptance : float in (0, 1)
         Mean MH acceptance probability the dual averaging aims at (default 0.574).
     initial_step_size : float, optional
-        Starting step size ``h`` of the warm-up; default ``n_dims^(-1/3)`` (the MALA scaling
-        of the optimal step in dimension n_dims for unit-variance coordinates).
+        Starting step size ``h`` of the warm-up; default ``n_dims^(-1/3)`` for the Euler proposal (the
+        MALA scaling of the optimal step in dimension n_dims for unit-variance coordinates) and 1 for
+        Crank–Nicolson (``δ = ½``).
     initial_buffer, first_window, final_buffer : int
         Warm-up windows (:func:`warmup_schedule`); Stan's 75 and 25, and a final window of
         200 steps instead of Stan's 50 (see the module docstring).
     adapt_mass_matrix : bool
-        False: keep the identity mass matrix and adapt the step size only, over the whole
-        warm-up (for targets already on unit scale, e.g. the collapsed posterior at large N,
-        where short slow windows underestimate the variances of slowly mixing coordinates).
+        False: keep the identity inverse mass matrix (Crank–Nicolson: the prior covariance) and adapt the
+        step size only, over the whole warm-up.
 
     Returns
     -------
     Kernel
-        ``warmup(key, position, num_steps) -> (LangevinState, KernelParams)`` and
-        ``step(key, state, params) -> (LangevinState, KernelInfo)``, one chain each;
-        ``name`` is ``"mala"`` or ``"ula"``.
+        ``warmup(key, position, num_steps) -> (state, KernelParams)`` and
+        ``step(key, state, params) -> (state, KernelInfo)``, one chain each; ``name`` is ``"mala"`` or
+        ``"ula"`` (Euler), ``"pcnl"`` or ``"pcn-ula"`` (Crank–Nicolson).
     """
     adjusted, ta, h0 = _check_build(target, adjusted, target_acceptance, initial_step_size)
     windows = tuple(_non_negative_int(n, v) for n, v in
@@ -333,12 +371,21 @@ def build(target: CollapsedTarget, *, adjusted=True, target_acceptance=0.574, in
         raise InputError("first_window must be a positive integer, got 0")
     if not isinstance(adapt_mass_matrix, (bool, np.bool_)):
         raise InputError(f"adapt_mass_matrix must be True or False, got {adapt_mass_matrix!r}")
+    if proposal not in PROPOSALS:
+        raise InputError(f"proposal must be one of {', '.join(map(repr, PROPOSALS))}, got {proposal!r}")
+    if proposal == "auto":
+        proposal = "crank-nicolson" if cn.supports(target) else "euler"
+    elif proposal == "crank-nicolson" and not cn.supports(target):
+        raise InputError(f"proposal='crank-nicolson' needs a target with its Gaussian prior apart "
+                         f"(log_likelihood and prior_std); target {target.name!r} has none: use 'euler'")
     windows = windows if adapt_mass_matrix else None
+    prop = _proposal(target, proposal)
 
     def warmup(key, position, num_steps):
-        return _warmup(target, adjusted, ta, h0, windows, key, position, num_steps)
+        return _warmup(target, adjusted, ta, h0, windows, proposal, key, position, num_steps)
 
     def step(key, state, params):
-        return transition(target, key, state, params.step_size, params.inverse_mass_matrix, adjusted)
+        return prop.transition(key, state, params.step_size, params.inverse_mass_matrix, adjusted)
 
-    return Kernel(warmup, step, "mala" if adjusted else "ula")
+    names = {"euler": ("mala", "ula"), "crank-nicolson": ("pcnl", "pcn-ula")}[proposal]
+    return Kernel(warmup, step, names[0] if adjusted else names[1])
