@@ -261,12 +261,13 @@ def _train_size(alpha, n):
     return int(k) if abs(P - k) <= 1e-9 * max(1.0, P) and k >= 2 and k % 2 == 0 else None
 
 
-#: The demo (``smtheory demo``): α = 1 at N ∈ {20, 50, 100} (P = N) and the fixed-P series P = 100 at
-#: N ∈ {10, 100, 1000} (N = P = 100 is shared: 5 points in all); ONE data seed, so the error bars are
-#: Monte-Carlo errors only (no spread over data draws); 200 test sequences; short chains (warm-up
-#: 100, 200 draws, extended up to 800).  Each point costs about a minute of CPU, most of it compiling
-#: the sampler; with ``workers=2`` about 3 minutes on 2 free cores (docs/validation.md).
-DEMO_FS = FiniteSizeConfig(alphas=(1.0,), widths=(20, 50, 100), max_train=100, data_seeds=(0,), n_test=200,
+#: The demo (``smtheory demo``): α ∈ {0.5, 1, 2} at N ∈ {20, 50, 100} while P = αN is even and ≤ 100
+#: (7 points) and the fixed-P series P = 100 at N ∈ {10, 100, 1000} (N = P = 100 is shared: 9 points in
+#: all) for THREE data seeds, 0, 2 and 4 (the full experiment has 5; 27 points); 200 test sequences; short chains
+#: (warm-up 100, 200 draws, extended up to 800).  With ``workers=2`` about 3 minutes on 2 free cores
+#: (docs/validation.md).
+DEMO_FS = FiniteSizeConfig(alphas=(0.5, 1.0, 2.0), widths=(20, 50, 100), max_train=100, data_seeds=(0, 2, 4),
+                           n_test=200,
                            burnin=100, steps=200, max_steps=800, fixed_train=100, fixed_widths=(10, 100, 1000))
 
 #: The full experiment: 5 data seeds, α ∈ {0.5, 1, 2} at N ∈ {20, 80, 320, 1280} while P ≤ 640 (so N

@@ -18,7 +18,7 @@ def register(subparsers):
                     "across N = 10..1000, GP baselines, the exact finite-N posterior sampled at every width of "
                     "both networks (overlap sampler, docs/theory.md §8) with exact Gibbs on all weights at N = 10 "
                     "as the weight-space cross-check, each extended until R-hat <= 1.01, a reduced finite-size "
-                    "scaling study, figures (PNG + PDF) and a Markdown report. About 15 minutes on 2 CPU cores. "
+                    "scaling study, figures (PNG + PDF) and a Markdown report. About 8 minutes on 2 CPU cores. "
                     "Rerun to resume.")
     add_common(d, "smtheory-demo")
     d.set_defaults(func=cmd_demo)
