@@ -7,8 +7,8 @@ n_test=1000, seed=0)``, head seed 0), T = 0.01, all σ² = 1, float64 everywhere
 Samplers (all through ``smtheory.sims.sample``; 4 chains, the driver's own initialisation, seed 0):
 
 overlap
-    NUTS (BlackJAX, window adaptation during ``burnin``) on the exact order-parameter posterior (§8.2):
-    14 coordinates whatever N.
+    NUTS (BlackJAX, window adaptation during ``burnin``; the sampler's defaults: target acceptance 0.8, max tree
+    depth 10, diagonal mass matrix) on the exact order-parameter posterior (§8.2): 14 coordinates whatever N.
 langevin
     Preconditioned Metropolis-adjusted Langevin on the V⁰-collapsed weights (§8.1) with the prior-preserving
     Crank–Nicolson proposal (``smtheory.sims.crank_nicolson``), Stan-style warm-up: the sampler's defaults.
@@ -75,11 +75,11 @@ FULL_MALA_EPS = 0.004  # ε = h/T; h ≈ 2/λ_max(∇²U) at N = 10 (bench_sampl
 
 # (burnin, steps, thin) for smtheory.sims.sample; nuts: (warm-up, draws) of the real run, or the probe's iteration count
 LENGTHS = {
-    10: {"overlap": (200, 400, 1), "langevin": (500, 4000, 2), "gibbs": (500, 8000, 4), "full-mala": (500, 2000, 10),
+    10: {"overlap": (200, 1600, 1), "langevin": (500, 4000, 2), "gibbs": (500, 8000, 4), "full-mala": (500, 2000, 10),
          "nuts": (100, 100)},
-    100: {"overlap": (200, 400, 1), "langevin": (500, 2000, 1), "gibbs": (50, 200, 1), "full-mala": (200, 800, 5),
+    100: {"overlap": (200, 1600, 1), "langevin": (500, 2000, 1), "gibbs": (50, 200, 1), "full-mala": (200, 800, 5),
           "nuts_probe": 5},
-    1000: {"overlap": (200, 400, 1), "langevin": (500, 1000, 1), "gibbs": (0, 6, 1), "full-mala": (10, 20, 1),
+    1000: {"overlap": (200, 1600, 1), "langevin": (500, 1000, 1), "gibbs": (0, 6, 1), "full-mala": (10, 20, 1),
            "nuts_probe": 0},
 }
 QUICK = {
@@ -632,12 +632,17 @@ def markdown(d):
                   + "; ".join(f"N = {n}: {', '.join(v)}" for n, v in res["kept"].items())
                   + ") and the rest were run by this process — those figures come from different processes and "
                   "load conditions.", ""]
+    loads = [x for x in (e.get("load_average_at_start") or []) + (d.get("load_average_end") or []) if x is not None]
+    idle = bool(loads) and max(loads) <= 1.5 and (d.get("cpu_over_wall") or 0) >= 0.97
     lines += [
-        "**The machine was loaded**: 2 cores shared with other sessions' jobs (tests, benchmarks) throughout; the "
-        "load averages above and `cpu/wall` per run (the share of its CPU the pinned process got; 1.0 = "
-        "unloaded) say how much. Wall-clock figures are therefore pessimistic in absolute terms and noisy "
-        "(±~2× between runs); ratios between samplers run back to back are more robust, and `ESS/CPU-s` "
-        "(ESS / (run time × cpu/wall)) is a load-insensitive estimate.",
+        ("**The machine was idle apart from this process** (load averages above ≤ 1.5, CPU time / wall time "
+         f"{fmt(d.get('cpu_over_wall'), '.2f')}): wall-clock figures are representative of one core of this "
+         "machine; ratios between samplers run back to back are the robust figures." if idle else
+         "**The machine was loaded**: 2 cores shared with other sessions' jobs (tests, benchmarks) throughout; the "
+         "load averages above and `cpu/wall` per run (the share of its CPU the pinned process got; 1.0 = "
+         "unloaded) say how much. Wall-clock figures are therefore pessimistic in absolute terms and noisy "
+         "(±~2× between runs); ratios between samplers run back to back are more robust, and `ESS/CPU-s` "
+         "(ESS / (run time × cpu/wall)) is a load-insensitive estimate."),
         "",
         "**What the comparison includes**: every sampler's burn-in / warm-up (adaptation) and draws, and the per-draw "
         "observables it records (U_1, train energy, test MSE, predictor on the test set — for the collapsed "

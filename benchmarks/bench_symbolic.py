@@ -10,11 +10,12 @@
    wall time of each (closed form: SymPy derivation + roots / reduced Newton; numeric: ``res.time``, which
    excludes JIT compilation).
 
-Run: ``python3 benchmarks/bench_symbolic.py`` → ``benchmarks/results/bench_symbolic.{json,md}``.
+Run: ``python3 benchmarks/bench_symbolic.py [--out DIR]`` → ``benchmarks/results/bench_symbolic.{json,md}``.
 The process is pinned to one CPU (``_common.pin_single_cpu``) before JAX is imported.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -48,7 +49,10 @@ def rel(a, b):
     return float(np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(np.asarray(b))), 1e-300))
 
 
-def main():
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=RESULTS, help="folder of the results files (default benchmarks/results)")
+    out = ap.parse_args(argv).out
     cpu = pin_single_cpu()
     import jax.numpy as jnp
     import numpy as np
@@ -163,7 +167,7 @@ def main():
 
     data = dict(environment=env, load_average_at_end=load_average(), derivation=derivation,
                 residual_timing=timing, closed_forms=closed)
-    write_json(os.path.join(RESULTS, NAME + ".json"), data)
+    write_json(os.path.join(out, NAME + ".json"), data)
     md = [f"# {NAME}", "", f"Machine: {env['cpu_model']}, pinned to CPU {cpu}; load average at start "
           f"{env['load_average_at_start']}; {env['date_utc']}.", "",
           "## Derivation time (phi mode, all parameters symbolic)", "",
@@ -191,8 +195,8 @@ def main():
     for c_ in closed:
         md.append(f"| {c_['case']} | {fmt(c_['max_rel_diff'])} | {fmt(c_['closed_form_s'])} | "
                   f"{fmt(c_['numeric_s'])} | {fmt(c_['numeric_converged'])} |")
-    write_text(os.path.join(RESULTS, NAME + ".md"), "\n".join(md) + "\n")
-    print("wrote", os.path.join(RESULTS, NAME + ".{json,md}"))
+    write_text(os.path.join(out, NAME + ".md"), "\n".join(md) + "\n")
+    print("wrote", os.path.join(out, NAME + ".{json,md}"))
 
 
 if __name__ == "__main__":
