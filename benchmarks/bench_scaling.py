@@ -14,7 +14,7 @@ Points (``--quick``: the first two only):
   test inputs generated, turned into path features and consumed chunk by chunk
   (``smtheory.predictor_stream``), with the peak memory.
 
-Features: Markov-task inputs (THEORY.md §5, x ∈ R^{231×31}, labels ±1) through L = 2 layers of random
+Features: Markov-task inputs (docs/theory.md §5, x ∈ R^{231×31}, labels ±1) through L = 2 layers of random
 w-style heads (strength 1, β = 10), heads (2, 2), (4, 4), (8, 8) → D = 4, 16, 64, readout last token.
 Model: equal widths N = P (α = 1), T = 0.01, all σ² = 1.
 

@@ -1,4 +1,6 @@
-"""Theory versus sampling on the digits task (THEORY.md §6) at reduced size."""
+"""Theory versus sampling on the digits task (docs/theory.md §6) at reduced size."""
+import os
+
 import numpy as np
 import pytest
 
@@ -70,6 +72,8 @@ def test_results_and_report(tiny):
     text = open(paths["report"]).read()
     assert "Accuracy versus N" in text and "GP (∞)" in text
     assert str(res["commit"]) in text and "Gibbs versus overlap" in text
+    ck = os.path.relpath(res["model"]["checkpoint"], str(out))
+    assert not ck.startswith(os.pardir) and f"Checkpoint `{ck}`" in text  # relative to the report's folder
     assert len(paths["figures"]) == 8
 
 

@@ -1,4 +1,4 @@
-"""Multi-model pruning statistics (THEORY.md §7): statistics on synthetic inputs, a tiny run, bad input."""
+"""Multi-model pruning statistics (docs/theory.md §7): statistics on synthetic inputs, a tiny run, bad input."""
 import json
 
 import numpy as np

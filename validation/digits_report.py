@@ -108,14 +108,23 @@ def _alignment_lines(res, top=5):
     return lines
 
 
-def _header(res):
+def _shown_path(path, out):
+    """``path`` relative to the report's folder ``out`` when it lies inside it (the report stays valid when the
+    folder is moved); otherwise as given."""
+    if out is None:
+        return path
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(out))
+    return path if rel.startswith(os.pardir) else rel
+
+
+def _header(res, out=None):
     c, m = res["config"], res["model"]
     s = m["summary"]
     return [f"# Theory versus sampling on the one-shot digits task (docs/theory.md §6)", "",
             f"Teacher: heads {c['heads']}, N = {c['model_width']}, G = {c['qk_dim']}, {c['train_steps']} Adam steps "
             f"(lr {c['learning_rate']}, batch {c['batch_size']}, seed {c['model_seed']}); validation accuracy "
             f"{fmt(s['initial_val_accuracy'])} → {fmt(s['final_val_accuracy'])}. Its Q/K are fixed (qk-style "
-            f"attention, mean-pool readout). Checkpoint `{m['checkpoint']}`.", "",
+            f"attention, mean-pool readout). Checkpoint `{_shown_path(m['checkpoint'], out)}`.", "",
             f"Theory: P = {c['n_train']} training sequences, {c['n_val']} validation sequences (choice of T), "
             f"{c['n_test']} sequences per test set (in-distribution test; held-out classes). T grid "
             f"{c['temperatures']}, chosen per N on the validation split only. Sampling: `overlap` (exact order-parameter "
@@ -126,10 +135,11 @@ def _header(res):
             f"Wall time {fmt(res['wall_time'], '.0f')} s.", ""]
 
 
-def report_markdown(res):
-    """The Markdown report of :func:`smtheory.validation.digits.run_digits` results."""
+def report_markdown(res, out=None):
+    """The Markdown report of :func:`smtheory.validation.digits.run_digits` results (``out``: the folder it is
+    written to; paths inside it are shown relative to it)."""
     flagged = res["flagged"]
-    lines = _header(res)
+    lines = _header(res, out)
     lines += ["**Not converged:** " + ", ".join(flagged) + " (exit status 3)." if flagged else
               "Every theory width converged and every sampling run met the R-hat target.", "",
               "## Accuracy versus N", ""] + accuracy_table(res) + [
@@ -156,7 +166,7 @@ def write_report(res, out):
     figures = all_figures(res, out)
     path = os.path.join(out, "report.md")
     with open(path, "w") as f:
-        f.write(report_markdown(res))
+        f.write(report_markdown(res, out))
     return dict(report=path, figures=figures)
 
 

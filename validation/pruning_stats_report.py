@@ -1,4 +1,4 @@
-"""Figures and Markdown report of the multi-model pruning statistics (THEORY.md §7).
+"""Figures and Markdown report of the multi-model pruning statistics (docs/theory.md §7).
 
 From the results of :func:`smtheory.validation.pruning_seeds.run_pruning_seeds`: pruning curves mean ± 95 %
 interval per architecture (``prune_seeds_curves``), the diagnosis curves of the non-monotonicity
