@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from smtheory.checks import InputError
+from smtheory.pair_energy import pair_blocks, pair_kernel
 
 __all__ = ["PredictorData", "predictor_data", "conditional_moments", "BLOCK_BUDGET"]
 
@@ -59,7 +60,7 @@ def predictor_data(problem, spec, dtype=jnp.float64, budget=BLOCK_BUDGET) -> Pre
     none = jnp.zeros((1, 1, 1, 1), dtype)
     c_test = jnp.einsum("qdi,pei->deqp", xte, xtr) if 8 * D * D * Q * P <= budget else none
     fits_train = 8 * D * D * P * P <= budget and P < D * N0
-    c_train = jnp.einsum("pdi,qei->depq", xtr, xtr) if fits_train else none
+    c_train = pair_blocks(xtr, budget) if fits_train else none
     c_diag = jnp.einsum("qdi,qei->deq", xte, xte)
     return PredictorData(xtr, xte, c_train, c_test, c_diag, jnp.asarray(problem.y_train, dtype),
                          jnp.asarray(problem.y_test, dtype), jnp.asarray(spec.temperature, dtype))
@@ -68,17 +69,13 @@ def predictor_data(problem, spec, dtype=jnp.float64, budget=BLOCK_BUDGET) -> Pre
 def _kernels(U1, data: PredictorData):
     """Train kernel [P, P] and test–train kernel [Q, P] of ``U1``."""
     P, D, N0 = data.xi_train.shape
-    Z = None
-    if data.c_train.shape[0] == D:
-        K = jnp.einsum("de,depq->pq", U1, data.c_train)
-    else:
-        Z = jnp.einsum("pdi,de->pei", data.xi_train, U1).reshape(P, D * N0)
-        K = Z @ data.xi_train.reshape(P, D * N0).T
-    if data.c_test.shape[0] == D:
+    train_pairs, test_pairs = data.c_train.shape[0] == D, data.c_test.shape[0] == D
+    # Ξ (U ⊗ I), only when some kernel is contracted from the features
+    Z = None if train_pairs and test_pairs else jnp.einsum("pdi,de->pei", data.xi_train, U1).reshape(P, D * N0)
+    K = pair_kernel(U1, data.c_train) if train_pairs else Z @ data.xi_train.reshape(P, D * N0).T
+    if test_pairs:
         ks = jnp.einsum("de,deqp->qp", U1, data.c_test)
     else:
-        if Z is None:
-            Z = jnp.einsum("pdi,de->pei", data.xi_train, U1).reshape(P, D * N0)
         ks = data.xi_test.reshape(data.xi_test.shape[0], D * N0) @ Z.T
     return 0.5 * (K + K.T), ks
 
