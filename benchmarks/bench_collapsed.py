@@ -41,6 +41,9 @@ averages.  ESS/s = ESS / ``run_time`` (burn-in / warm-up + draws, compilation ex
 excluded); wall time per effective sample = run_time / ESS.  A figure with R-hat > 1.01 (any traced observable)
 is marked unusable.  ``cpu/wall`` of every call is recorded and ``ESS per CPU-s`` = ESS / (run_time · cpu/wall)
 is given as a load-insensitive estimate (the process is pinned to one CPU, so CPU time ≈ the work done).
+The machine is a shared VM whose speed drifts by up to ~30 % over minutes with nothing else running (no steal
+time): at N = 10, ``overlap`` and ``gibbs`` are run ``--repeats`` (default 1) more times back to back, and the report
+gives the ratio of every pair (same seeds: same chains, only the wall times differ); goals use the first pair.
 
 Run lengths (``LENGTHS``; ``--quick``: ``QUICK``) are fixed (no automatic extension: ``max_steps = steps``) so
 the total stays near 25 minutes on the shared 2-core machine (the recorded full run took 33 min at load averages 5–10,
@@ -387,6 +390,7 @@ def run_width(N, problem, args, L_ref, log, prev=None):
             except Exception as exc:  # noqa: BLE001 - an extra
                 log(f"    overlap cost breakdown failed: {exc!r}")
         yield out
+    yield from repeat_pairs(N, problem, spec, args, L, out, log)
     if "nuts" in args.samplers and "nuts" not in out["runs"]:
         out["failures"].pop("nuts", None)
         try:
@@ -410,6 +414,51 @@ def run_width(N, problem, args, L_ref, log, prev=None):
             out["failures"]["nuts"] = dict(error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=6))
             log(f"  nuts: FAILED {type(exc).__name__}: {exc}")
         yield out
+
+
+REPEAT_KEYS = ("ess_U1_min", "run_time", "ess_U1_min_per_s", "rhat_max", "cpu_over_wall", "load_before", "load_after")
+
+
+def repeat_pairs(N, problem, spec, args, L, out, log):
+    """At N = 10: ``args.repeats`` more runs of ``overlap`` then ``gibbs``, back to back (run-to-run spread of their
+    ratio on a shared machine); the primary figures and the goals stay those of the first runs."""
+    pair = ("overlap", "gibbs")
+    if N != 10 or args.repeats < 1 or not all(s in args.samplers and s in out["runs"] for s in pair):
+        return
+    reps = out.setdefault("repeats", [])
+    while len(reps) < args.repeats:
+        rep = {}
+        for s in pair:
+            b, st, th = L[s]
+            log(f"  repeat {len(reps) + 1}: {s}")
+            rec = run_ours(problem, spec, s, b, st, th, args.chains, args.seed, log)
+            rep[s] = {k: rec.get(k) for k in REPEAT_KEYS}
+            log(f"    {s}: run {rec['run_time']:.1f} s, ESS/s U1 min {rec['ess_U1_min_per_s']:.3g}")
+        reps.append(rep)
+        yield out
+
+
+def repeat_lines(r):
+    """Markdown lines of the N = 10 repeats (first runs and each repeat pair, with the ratio of each pair)."""
+    reps = r.get("repeats") or []
+    runs = r["runs"]
+    if not reps or "overlap" not in runs or "gibbs" not in runs:
+        return []
+    pairs = [{s: {k: runs[s].get(k) for k in REPEAT_KEYS} for s in ("overlap", "gibbs")}] + reps
+    lines = ["", "Run-to-run spread at N = 10 (the same runs of `overlap` then `gibbs`, repeated back to back; "
+             "the first pair is the one in the tables and goals above):", "",
+             "| pair | overlap run [s] | overlap ESS/s U1 min | gibbs run [s] | gibbs ESS/s U1 min | ratio |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    ratios = []
+    for i, p in enumerate(pairs):
+        o, g = p["overlap"], p["gibbs"]
+        ratio = o["ess_U1_min_per_s"] / g["ess_U1_min_per_s"] if g["ess_U1_min_per_s"] else float("inf")
+        ratios.append(ratio)
+        lines.append(f"| {i + 1} | {o['run_time']:.1f} | {o['ess_U1_min_per_s']:.3g} | {g['run_time']:.1f} | "
+                     f"{g['ess_U1_min_per_s']:.3g} | **{ratio:.3g}** |")
+    lines += ["", f"Ratio over the {len(ratios)} pairs: min {min(ratios):.3g}, max {max(ratios):.3g} (same seeds, so the "
+              "chains — and the ESS — are identical; only the wall times differ)."]
+    return lines
 
 
 def best_of(runs, metric):
@@ -516,6 +565,8 @@ def main(argv=None):
     ap.add_argument("--threads", choices=["1", "all"], default="1",
                     help="'1' (default): single-threaded XLA/BLAS, process pinned to one CPU")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="extra back-to-back runs of overlap and gibbs at N = 10 (run-to-run spread; default 1)")
     ap.add_argument("--out", default=RESULTS)
     ap.add_argument("--from-json", metavar="FILE", help="no sampling: rebuild comparisons and report of a result file")
     ap.add_argument("--resume", action="store_true",
@@ -564,6 +615,7 @@ def main(argv=None):
     config = dict(task="markov_problem(paths=4, n_train=P, n_test, seed), heads (2, 2)", P=args.P, n_test=args.n_test,
                   temperature=args.temperature, widths=args.widths, chains=args.chains, samplers=args.samplers,
                   seed=args.seed, nuts_block=args.nuts_block, quick=args.quick, threads=threads, dtype="float64",
+                  repeats=args.repeats,
                   variances="all 1", rhat_threshold=RHAT_MAX, full_mala_eps=FULL_MALA_EPS,
                   goals=dict(vs_nuts=GOAL_NUTS, vs_gibbs=GOAL_GIBBS, flat=GOAL_FLAT),
                   lengths={str(N): lengths_for(N, args.quick) for N in args.widths})
@@ -730,6 +782,7 @@ def markdown(d):
                 lines += ["", "Robustness (worst U_1 entry): if every NUTS draw were an independent sample the ratio "
                           f"vs NUTS would be {fmt(mu.get('ratio_vs_nuts_if_independent'))}; if every recorded Gibbs "
                           f"draw were, {fmt(mu.get('ratio_vs_gibbs_if_independent'))}."]
+            lines += repeat_lines(next(r for r in d["rows"] if r and r["N"] == 10))
         others = {k: v for k, v in cmp_.get("per_N", {}).items() if k != "10"}
         if others:
             lines += ["", "### Ratios at N ≥ 100 (worst U_1 entry; vs NUTS: a lower bound, from its ESS/s upper bound)",

@@ -42,7 +42,8 @@ import numpy as np
 from smtheory.checks import InputError
 from smtheory.action import energy_term
 from smtheory.model import ModelSpec
-from smtheory.pair_energy import PAIR_BLOCK_BUDGET, pair_blocks, pair_blocks_nbytes, pair_energy
+from smtheory.pair_blocks import pair_block_nbytes, pair_blocks
+from smtheory.pair_energy import PAIR_BLOCK_BUDGET, pair_energy
 from smtheory.problem import KernelProblem
 
 from .collapsed_base import CollapsedTarget
@@ -366,7 +367,7 @@ def _energy_data(problem, spec, dtype, memory_budget):
     """The likelihood's data (pair blocks if they fit the budget, else the features) and its route."""
     xi = jnp.asarray(problem.scaled_train(spec), dtype=dtype)
     data = {"y": jnp.asarray(problem.y_train, dtype=dtype), "T": jnp.asarray(spec.temperature, dtype=dtype)}
-    if pair_blocks_nbytes(problem.n_train, problem.n_paths, dtype) <= memory_budget:
+    if pair_block_nbytes(problem.n_train, problem.n_paths, np.dtype(dtype).itemsize) <= memory_budget:
         return dict(data, C=pair_blocks(xi, memory_budget)), "pair"
     return dict(data, xi=xi), "factored"
 
@@ -447,7 +448,7 @@ def overlap_target(problem, spec, dtype="float64", *, likelihood=True, memory_bu
     likelihood : bool
         If False the data term is dropped: the target is the prior (tests, prior predictive checks).
     memory_budget : int, optional
-        Byte budget of the pair-block tensor (``itemsize · D² · P²``, :mod:`smtheory.pair_energy`).  Within
+        Byte budget of the pair blocks (``itemsize · D(D+1)/2 · P²``, :mod:`smtheory.pair_blocks`).  Within
         it the likelihood costs ``O(D² P² + P³)`` per evaluation, independent of ``N0`` (name suffix
         ``"pair"``); beyond it the factored :func:`smtheory.action.energy_term` is used, ``O(P² D N0)``
         (``"factored"``; ``memory_budget=0`` forces it).

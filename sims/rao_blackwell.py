@@ -11,10 +11,11 @@ mean is the mean of ``m``; the predictive variance is ``E[v] + Var[m]``; the gen
 ``mean((m − y)² + v)``, which is therefore traced per draw (its MCSE follows from its ESS). The
 conditional train energy ``E[½ Σ (f − y)² | U_1] = ½ (T² |G Y|² + T P − T² tr G)``, ``G = (K + T I)⁻¹``.
 
-Cost per draw: one P × P Cholesky and the triangular inverse ``L⁻¹`` (``O(P³)``), the train kernel from the
-path-pair blocks ``C_{ππ'}(x_μ, x_ν)`` (``O(D² P²)``; formed once when ``P < D N0`` and ``8 D² P²`` bytes fit the
-budget, otherwise ``O(P² D N0)`` from the features), the test kernel ``O(D² Q P)`` from the blocks
-``C_{ππ'}(x*, x_μ)`` (``8 D² Q P`` bytes) when they fit and ``O(Q P D N0)`` from the factored features otherwise
+Cost per draw: one P × P Cholesky factorisation with its inverse factor ``L⁻¹`` (``O(P³)`` in matrix products,
+:func:`smtheory.spd_inverse.cholesky_and_inverse`), the train kernel from the ``D(D+1)/2`` symmetrised path-pair
+blocks (``O(D² P²)``; formed once when ``P < D N0`` and they fit the budget, otherwise ``O(P² D N0)`` from the
+features, :mod:`smtheory.pair_blocks`), the test kernel ``O(D² Q P)`` from the ``D(D+1)/2`` test–train blocks
+(``8 D(D+1)/2 · Q P`` bytes) when they fit and ``O(Q P D N0)`` from the factored features otherwise
 (:func:`predictor_data` decides), and the variances as one ``Q × P × P`` matrix product with ``L⁻¹``.
 """
 from __future__ import annotations
@@ -26,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from smtheory.checks import InputError
-from smtheory.pair_energy import pair_blocks, pair_kernel
+from smtheory.pair_blocks import blocks_kernel, cross_pair_blocks, pair_block_nbytes, pair_blocks
+from smtheory.spd_inverse import cholesky_and_inverse, lower_row_norms
 
 __all__ = ["PredictorData", "predictor_data", "conditional_moments", "BLOCK_BUDGET"]
 
@@ -39,8 +41,8 @@ class PredictorData(NamedTuple):
 
     xi_train: jax.Array  # [P, D, N0] scaled
     xi_test: jax.Array  # [Q, D, N0] scaled (used when the blocks do not fit)
-    c_train: jax.Array  # [D, D, P, P] train path-pair blocks, or a [1, 1, 1, 1] placeholder
-    c_test: jax.Array  # [D, D, Q, P] test-train path-pair blocks, or a [1, 1, 1, 1] placeholder
+    c_train: jax.Array  # [D(D+1)/2, P, P] symmetrised train path-pair blocks, or a [0, 1, 1] placeholder
+    c_test: jax.Array  # [D(D+1)/2, Q, P] test-train path-pair blocks, or a [0, 1, 1] placeholder
     c_diag: jax.Array  # [D, D, Q] C_{ππ'}(x*, x*)
     y: jax.Array  # [P]
     y_test: jax.Array  # [Q]
@@ -57,9 +59,10 @@ def predictor_data(problem, spec, dtype=jnp.float64, budget=BLOCK_BUDGET) -> Pre
     P, D, _ = xtr.shape
     Q = xte.shape[0]
     N0 = xtr.shape[2]
-    none = jnp.zeros((1, 1, 1, 1), dtype)
-    c_test = jnp.einsum("qdi,pei->deqp", xte, xtr) if 8 * D * D * Q * P <= budget else none
-    fits_train = 8 * D * D * P * P <= budget and P < D * N0
+    none, itemsize = jnp.zeros((0, 1, 1), dtype), np.dtype(dtype).itemsize
+    fits_test = pair_block_nbytes(P, D, itemsize, n_rows=Q) <= budget
+    c_test = cross_pair_blocks(xte, xtr, budget) if fits_test else none
+    fits_train = pair_block_nbytes(P, D, itemsize) <= budget and P < D * N0
     c_train = pair_blocks(xtr, budget) if fits_train else none
     c_diag = jnp.einsum("qdi,qei->deq", xte, xte)
     return PredictorData(xtr, xte, c_train, c_test, c_diag, jnp.asarray(problem.y_train, dtype),
@@ -69,15 +72,19 @@ def predictor_data(problem, spec, dtype=jnp.float64, budget=BLOCK_BUDGET) -> Pre
 def _kernels(U1, data: PredictorData):
     """Train kernel [P, P] and test–train kernel [Q, P] of ``U1``."""
     P, D, N0 = data.xi_train.shape
-    train_pairs, test_pairs = data.c_train.shape[0] == D, data.c_test.shape[0] == D
+    train_pairs, test_pairs = data.c_train.shape[0] > 0, data.c_test.shape[0] > 0
     # Ξ (U ⊗ I), only when some kernel is contracted from the features
     Z = None if train_pairs and test_pairs else jnp.einsum("pdi,de->pei", data.xi_train, U1).reshape(P, D * N0)
-    K = pair_kernel(U1, data.c_train) if train_pairs else Z @ data.xi_train.reshape(P, D * N0).T
+    if train_pairs:
+        K = blocks_kernel(U1, data.c_train)  # exactly symmetric
+    else:
+        K = Z @ data.xi_train.reshape(P, D * N0).T
+        K = 0.5 * (K + K.T)
     if test_pairs:
-        ks = jnp.einsum("de,deqp->qp", U1, data.c_test)
+        ks = blocks_kernel(U1, data.c_test)
     else:
         ks = data.xi_test.reshape(data.xi_test.shape[0], D * N0) @ Z.T
-    return 0.5 * (K + K.T), ks
+    return K, ks
 
 
 def conditional_moments(U1, data: PredictorData):
@@ -91,15 +98,19 @@ def conditional_moments(U1, data: PredictorData):
     """
     U1 = 0.5 * (U1 + U1.T)
     K, ks = _kernels(U1, data)
+    return _moments(U1, K, ks, data)
+
+
+def _moments(U1, K, ks, data):
+    """The moments of :func:`conditional_moments` from the train and test–train kernels of ``U1``."""
     T = data.temperature
     P = K.shape[0]
-    chol = jnp.linalg.cholesky(K + T * jnp.eye(P, dtype=K.dtype))
-    Linv = jax.scipy.linalg.solve_triangular(chol, jnp.eye(P, dtype=K.dtype), lower=True)
-    alpha = jax.scipy.linalg.cho_solve((chol, True), data.y)
+    _, Linv = cholesky_and_inverse(K + T * jnp.eye(P, dtype=K.dtype))
+    alpha = Linv.T @ (Linv @ data.y)
     mean = ks @ alpha
-    sol = ks @ Linv.T  # [Q, P] = (L⁻¹ k*)ᵀ: one matrix product, faster than a triangular solve with Q columns
     kss = jnp.einsum("de,deq->q", U1, data.c_diag)
-    var = jnp.maximum(kss - jnp.sum(sol**2, axis=1), 0.0)
+    # |L⁻¹ k*|² by matrix products with the triangular L⁻¹ (faster than a triangular solve with Q columns)
+    var = jnp.maximum(kss - lower_row_norms(ks, Linv), 0.0)
     tr_G = jnp.sum(Linv**2)
     energy = 0.5 * (T**2 * jnp.dot(alpha, alpha) + T * P - T**2 * tr_G)
     test_mse = jnp.mean((mean - data.y_test) ** 2 + var)

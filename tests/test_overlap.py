@@ -11,7 +11,8 @@ import smtheory as smt
 from smtheory.sims.overlap import SUM_OF_SQUARES_MAX_DOF, factors, hierarchy, overlap_layout, overlap_target
 from smtheory.action import energy_hessian, energy_term
 from smtheory.kernels import renormalized_kernel
-from smtheory.pair_energy import pair_blocks, pair_blocks_nbytes, pair_energy
+from smtheory.pair_blocks import blocks_contract, blocks_kernel, cross_pair_blocks, pair_block_nbytes, pair_blocks
+from smtheory.pair_energy import PAIR_BLOCK_BUDGET, pair_energy
 
 from tests.conftest import random_problem
 
@@ -45,11 +46,11 @@ def test_pair_energy_equals_energy_term_value_and_gradient():
     prob = random_problem(heads=(2, 2), P=25, N0=6, seed=1)
     spec = smt.ModelSpec(heads=(2, 2), widths=8, temperature=0.2)
     xi, y = jnp.asarray(prob.scaled_train(spec)), jnp.asarray(prob.y_train)
-    C = pair_blocks(xi)
-    assert C.shape == (4, 4, 25, 25)
-    np.testing.assert_array_equal(C, jnp.transpose(C, (1, 0, 3, 2)))
+    C = pair_blocks(xi, PAIR_BLOCK_BUDGET)
+    assert C.shape == (10, 25, 25)
+    np.testing.assert_array_equal(C, jnp.transpose(C, (0, 2, 1)))  # every block exactly symmetric
     U, rng = _spd(4, 0), np.random.default_rng(2)
-    dC = pair_blocks(0.1 * jnp.asarray(rng.standard_normal(xi.shape)))  # a tangent of symmetric blocks
+    dC = pair_blocks(0.1 * jnp.asarray(rng.standard_normal(xi.shape)), PAIR_BLOCK_BUDGET)  # symmetric tangent
     tangents = (_spd(4, 1), dC, jnp.asarray(rng.standard_normal(25)), 0.7)
     r = _energies(U, C, xi, y, spec.temperature, tangents)
     assert abs(r["pair"] - r["fact"]) <= 1e-10 * abs(r["fact"])
@@ -64,13 +65,34 @@ def test_pair_energy_equals_energy_term_value_and_gradient():
     np.testing.assert_allclose(H, H_ref, rtol=1e-8, atol=1e-8 * np.abs(H_ref).max())
 
 
+def test_pair_blocks_kernel_and_contraction_against_the_full_blocks():
+    """K = Σ U C and Ψ = ⟨M, C⟩ from the D(D+1)/2 blocks equal the sums over all D² blocks (independent einsum)."""
+    rng = np.random.default_rng(3)
+    xa, xb = jnp.asarray(rng.standard_normal((7, 3, 5))), jnp.asarray(rng.standard_normal((9, 3, 5)))
+    U = _spd(3, 4)
+    full = np.einsum("pdi,qei->depq", xb, xb)  # C[π, π', μ, ν]
+    np.testing.assert_allclose(blocks_kernel(U, pair_blocks(xb, PAIR_BLOCK_BUDGET)),
+                               np.einsum("de,depq->pq", U, full), rtol=1e-12)
+    M = rng.standard_normal((9, 9))
+    M = M + M.T
+    np.testing.assert_allclose(blocks_contract(jnp.asarray(M), pair_blocks(xb, PAIR_BLOCK_BUDGET)),
+                               np.einsum("pq,depq->de", M, full), rtol=1e-12)
+    cross = np.einsum("qdi,pei->deqp", xa, xb)
+    np.testing.assert_allclose(blocks_kernel(U, cross_pair_blocks(xa, xb, PAIR_BLOCK_BUDGET)),
+                               np.einsum("de,deqp->qp", U, cross), rtol=1e-12)
+
+
 def test_pair_blocks_refuse_over_budget():
     xi = jnp.ones((30, 4, 3))
-    assert pair_blocks_nbytes(30, 4) == 8 * 16 * 900
+    assert pair_block_nbytes(30, 4) == 8 * 10 * 900
     with pytest.raises(smt.InputError, match="memory budget"):
-        pair_blocks(xi, memory_budget=8 * 16 * 900 - 1)
+        pair_blocks(xi, memory_budget=8 * 10 * 900 - 1)
     with pytest.raises(smt.InputError, match="xi_scaled"):
-        pair_blocks(jnp.ones((30, 4)))
+        pair_blocks(jnp.ones((30, 4)), PAIR_BLOCK_BUDGET)
+    with pytest.raises(smt.InputError, match="memory budget"):
+        cross_pair_blocks(jnp.ones((20, 4, 3)), xi, memory_budget=8 * 10 * 600 - 1)
+    with pytest.raises(smt.InputError, match="share paths"):
+        cross_pair_blocks(jnp.ones((20, 3, 3)), xi, PAIR_BLOCK_BUDGET)
 
 
 # ---------------------------------------------------------------- 2. coordinates
