@@ -16,7 +16,8 @@ Cost per draw: one P × P Cholesky factorisation with its inverse factor ``L⁻�
 blocks (``O(D² P²)``; formed once when ``P < D N0`` and they fit the budget, otherwise ``O(P² D N0)`` from the
 features, :mod:`smtheory.pair_blocks`), the test kernel ``O(D² Q P)`` from the ``D(D+1)/2`` test–train blocks
 (``8 D(D+1)/2 · Q P`` bytes) when they fit and ``O(Q P D N0)`` from the factored features otherwise
-(:func:`predictor_data` decides), and the variances as one ``Q × P × P`` matrix product with ``L⁻¹``.
+(:func:`predictor_data` decides), and the variances ``|L⁻¹ k*|²`` as matrix products with the triangular ``L⁻¹``
+(:func:`smtheory.spd_inverse.lower_row_norms`, about 5/8 of ``Q P²``).
 """
 from __future__ import annotations
 
@@ -98,11 +99,6 @@ def conditional_moments(U1, data: PredictorData):
     """
     U1 = 0.5 * (U1 + U1.T)
     K, ks = _kernels(U1, data)
-    return _moments(U1, K, ks, data)
-
-
-def _moments(U1, K, ks, data):
-    """The moments of :func:`conditional_moments` from the train and test–train kernels of ``U1``."""
     T = data.temperature
     P = K.shape[0]
     _, Linv = cholesky_and_inverse(K + T * jnp.eye(P, dtype=K.dtype))
