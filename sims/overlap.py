@@ -41,6 +41,7 @@ import numpy as np
 
 from smtheory.checks import InputError
 from smtheory.action import energy_term
+from smtheory.dual_energy import dual_data, dual_energy, dual_is_cheaper
 from smtheory.model import ModelSpec
 from smtheory.pair_blocks import pair_block_nbytes, pair_blocks
 from smtheory.pair_energy import PAIR_BLOCK_BUDGET, pair_energy
@@ -363,23 +364,50 @@ def _check_dtype(dtype):
     return jnp.float64 if dt == np.float64 else jnp.float32
 
 
-def _energy_data(problem, spec, dtype, memory_budget):
-    """The likelihood's data (pair blocks if they fit the budget, else the features) and its route."""
+#: Routes of the likelihood (:func:`overlap_target`).
+ROUTES = ("auto", "dual", "pair", "factored")
+
+
+def _bottom_rank(layout):
+    """Number of columns of the factor ``F_1`` of ``U_1`` (its rank): ``m_1``, or ``N_1`` if singular."""
+    blk = layout.blocks[0]
+    return blk.m if blk.bartlett else blk.width
+
+
+def _choose_route(route, layout, problem, itemsize, memory_budget):
+    if route not in ROUTES:
+        raise InputError(f"route must be one of {', '.join(map(repr, ROUTES))}, got {route!r}")
+    if route != "auto":
+        return route
+    if dual_is_cheaper(problem.n_train, _bottom_rank(layout), problem.input_dim):
+        return "dual"
+    fits = pair_block_nbytes(problem.n_train, problem.n_paths, itemsize) <= memory_budget
+    return "pair" if fits else "factored"
+
+
+def _energy_data(problem, spec, dtype, route, memory_budget):
+    """The likelihood's data for a route: feature Gram matrix, pair blocks (within the budget) or features."""
     xi = jnp.asarray(problem.scaled_train(spec), dtype=dtype)
-    data = {"y": jnp.asarray(problem.y_train, dtype=dtype), "T": jnp.asarray(spec.temperature, dtype=dtype)}
-    if pair_block_nbytes(problem.n_train, problem.n_paths, np.dtype(dtype).itemsize) <= memory_budget:
-        return dict(data, C=pair_blocks(xi, memory_budget)), "pair"
-    return dict(data, xi=xi), "factored"
+    y = jnp.asarray(problem.y_train, dtype=dtype)
+    data = {"y": y, "T": jnp.asarray(spec.temperature, dtype=dtype)}
+    if route == "dual":
+        return dict(data, dual=dual_data(xi, y))
+    if route == "pair":
+        return dict(data, C=pair_blocks(xi, memory_budget))
+    return dict(data, xi=xi)
 
 
-def _energy(route, data, U1):
-    """``ln det(T I + K) + Yᵀ(T I + K)⁻¹Y`` by the route's formula (closed-form JVPs either way)."""
+def _energy(route, data, F1):
+    """``ln det(T I + K) + Yᵀ(T I + K)⁻¹Y`` at ``U_1 = F_1 F_1ᵀ`` by the route's formula (closed-form JVPs)."""
+    if route == "dual":
+        return dual_energy(F1, data["dual"], data["T"])
+    U1 = _gram(F1)
     if route == "pair":
         return pair_energy(U1, data["C"], data["y"], data["T"])
     return energy_term(U1, data["xi"], data["y"], data["T"]).astype(U1.dtype)
 
 
-def overlap_parts(problem, spec, dtype="float64", *, likelihood=True, memory_budget=PAIR_BLOCK_BUDGET):
+def overlap_parts(problem, spec, dtype="float64", *, likelihood=True, memory_budget=PAIR_BLOCK_BUDGET, route="auto"):
     """``(static, theta)``: the target of :func:`overlap_target` split into a hashable static part and a
     pytree of arrays (widths, ν's, variances, temperature, data), for :func:`target_from_parts`.
 
@@ -398,9 +426,11 @@ def overlap_parts(problem, spec, dtype="float64", *, likelihood=True, memory_bud
             or not memory_budget >= 0:
         raise InputError(f"memory_budget must be a non-negative number of bytes, got {memory_budget!r}")
     theta = {"layout": layout_values(layout, dt)}
-    route = "prior"
+    route = _choose_route(route, layout, problem, np.dtype(dt).itemsize, memory_budget)
     if likelihood:
-        theta["data"], route = _energy_data(problem, spec, dt, memory_budget)
+        theta["data"] = _energy_data(problem, spec, dt, route, memory_budget)
+    else:
+        route = "prior"
     static = (structure(layout), route, np.dtype(dt).name, problem.n_train)
     return static, theta
 
@@ -427,13 +457,14 @@ def target_from_parts(static, theta, init=None):
         prior = _prior_logdensity(struct, vals, position)
         if route == "prior":
             return prior
-        return prior - 0.5 * _energy(route, theta["data"], order_parameter(position)) + shift
+        F1 = _factors(struct, vals, position)[1][0]
+        return prior - 0.5 * _energy(route, theta["data"], F1) + shift
 
     return CollapsedTarget(logdensity=logdensity, init=init, order_parameter=order_parameter,
                            n_dims=struct.n_dims, dtype=dt, name=f"overlap-{route}")
 
 
-def overlap_target(problem, spec, dtype="float64", *, likelihood=True, memory_budget=PAIR_BLOCK_BUDGET):
+def overlap_target(problem, spec, dtype="float64", *, likelihood=True, memory_budget=PAIR_BLOCK_BUDGET, route="auto"):
     """The exact posterior of the order parameters as a :class:`CollapsedTarget` (docs/theory.md §8.2).
 
     Parameters
@@ -448,10 +479,18 @@ def overlap_target(problem, spec, dtype="float64", *, likelihood=True, memory_bu
     likelihood : bool
         If False the data term is dropped: the target is the prior (tests, prior predictive checks).
     memory_budget : int, optional
-        Byte budget of the pair blocks (``itemsize · D(D+1)/2 · P²``, :mod:`smtheory.pair_blocks`).  Within
-        it the likelihood costs ``O(D² P² + P³)`` per evaluation, independent of ``N0`` (name suffix
-        ``"pair"``); beyond it the factored :func:`smtheory.action.energy_term` is used, ``O(P² D N0)``
-        (``"factored"``; ``memory_budget=0`` forces it).
+        Byte budget of the pair blocks (``itemsize · D(D+1)/2 · P²``, :mod:`smtheory.pair_blocks`).
+    route : {"auto", "dual", "pair", "factored"}
+        How the likelihood is evaluated (name suffix of the target; the same numbers to rounding):
+
+        - ``"dual"``: in feature space from the factor ``F_1`` (:mod:`smtheory.dual_energy`), ``O(r³)`` with
+          ``r = rank(U_1) · N0``, no ``P × P`` matrix (docs/theory.md §8.2, "Feature-space form");
+        - ``"pair"``: from the pair blocks, ``O(D² P² + P³)``, independent of ``N0`` (refused beyond
+          ``memory_budget``);
+        - ``"factored"``: :func:`smtheory.action.energy_term`, ``O(P² D N0)``, memory ``O(P D N0)``.
+
+        ``"auto"`` (default): ``"dual"`` when ``r < P``, else ``"pair"`` within ``memory_budget``, else
+        ``"factored"`` (``memory_budget=0`` forces it when ``r ≥ P``).
 
     Returns
     -------
@@ -461,7 +500,8 @@ def overlap_target(problem, spec, dtype="float64", *, likelihood=True, memory_bu
         draw; ``order_parameter(position) = U_1``; see :func:`hierarchy` for all of ``U_a, U_1..U_L``.
         Gradients never pass through a Cholesky factorisation (closed-form JVPs of the energy).
     """
-    static, theta = overlap_parts(problem, spec, dtype, likelihood=likelihood, memory_budget=memory_budget)
+    static, theta = overlap_parts(problem, spec, dtype, likelihood=likelihood, memory_budget=memory_budget,
+                                  route=route)
     layout = overlap_layout(spec)
     target = target_from_parts(static, theta, init=functools.partial(prior_draw, layout, dtype=jnp.dtype(static[2])))
     # keep the layout reachable for hierarchy()/factors(target, ...)

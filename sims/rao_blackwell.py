@@ -18,6 +18,15 @@ features, :mod:`smtheory.pair_blocks`), the test kernel ``O(D² Q P)`` from the 
 (``8 D(D+1)/2 · Q P`` bytes) when they fit and ``O(Q P D N0)`` from the factored features otherwise
 (:func:`predictor_data` decides), and the variances ``|L⁻¹ k*|²`` as matrix products with the triangular ``L⁻¹``
 (:func:`smtheory.spd_inverse.lower_row_norms`, about 5/8 of ``Q P²``).
+
+When ``r = D N0 < P`` the moments are computed in feature space instead (docs/theory.md §8.2–8.3,
+"Feature-space form"; :mod:`smtheory.dual_energy`): with ``U_1 = F Fᵀ`` (``F`` from the eigendecomposition of
+``U_1``), ``Ψ = Ξ (F ⊗ I)``, ``Ψ* = Ξ* (F ⊗ I)``, ``A = T I_r + Ψᵀ Ψ`` and ``β = A⁻¹ Ψᵀ Y``,
+
+    m(x*) = Ψ*_q β,        v(x*) = T |L_A⁻¹ Ψ*_qᵀ|²,        E[½ Σ (f − y)² | U_1] = ½ (|Y − Ψβ|² + T r − T² Tr A⁻¹),
+
+at a cost of one ``r × r`` factorisation with its inverse factor plus about 5/8 of ``Q r²`` — no ``P × P`` or
+``Q × P`` matrix, and the variance is a norm, not a difference ``k** − |L⁻¹ k*|²``.
 """
 from __future__ import annotations
 
@@ -28,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from smtheory.checks import InputError
+from smtheory.dual_energy import DualData, dual_data, dual_is_cheaper, dual_residual, dual_system
 from smtheory.pair_blocks import blocks_kernel, cross_pair_blocks, pair_block_nbytes, pair_blocks
 from smtheory.spd_inverse import cholesky_and_inverse, lower_row_norms
 
@@ -48,11 +58,13 @@ class PredictorData(NamedTuple):
     y: jax.Array  # [P]
     y_test: jax.Array  # [Q]
     temperature: jax.Array  # scalar
+    dual: DualData | None = None  # feature-space data when D N0 < P (then the moments are computed there)
 
 
 def predictor_data(problem, spec, dtype=jnp.float64, budget=BLOCK_BUDGET) -> PredictorData:
     """Scaled features and, when they fit ``budget`` bytes, the train and test–train pair blocks
-    (each block set is formed when it is cheaper to contract than the features, ``P < D N0``)."""
+    (each block set is formed when it is cheaper to contract than the features, ``P < D N0``); in feature
+    space (``dual``, no blocks) when ``D N0 < P``."""
     if problem.xi_test is None:
         raise InputError("this problem has no test set (give x_test and y_test)")
     xtr = jnp.asarray(problem.scaled_train(spec), dtype)
@@ -61,13 +73,15 @@ def predictor_data(problem, spec, dtype=jnp.float64, budget=BLOCK_BUDGET) -> Pre
     Q = xte.shape[0]
     N0 = xtr.shape[2]
     none, itemsize = jnp.zeros((0, 1, 1), dtype), np.dtype(dtype).itemsize
+    y, y_test, T = (jnp.asarray(v, dtype) for v in (problem.y_train, problem.y_test, spec.temperature))
+    c_diag = jnp.einsum("qdi,qei->deq", xte, xte)
+    if dual_is_cheaper(P, D, N0):
+        return PredictorData(xtr, xte, none, none, c_diag, y, y_test, T, dual_data(xtr, y))
     fits_test = pair_block_nbytes(P, D, itemsize, n_rows=Q) <= budget
     c_test = cross_pair_blocks(xte, xtr, budget) if fits_test else none
     fits_train = pair_block_nbytes(P, D, itemsize) <= budget and P < D * N0
     c_train = pair_blocks(xtr, budget) if fits_train else none
-    c_diag = jnp.einsum("qdi,qei->deq", xte, xte)
-    return PredictorData(xtr, xte, c_train, c_test, c_diag, jnp.asarray(problem.y_train, dtype),
-                         jnp.asarray(problem.y_test, dtype), jnp.asarray(spec.temperature, dtype))
+    return PredictorData(xtr, xte, c_train, c_test, c_diag, y, y_test, T)
 
 
 def _kernels(U1, data: PredictorData):
@@ -98,6 +112,8 @@ def conditional_moments(U1, data: PredictorData):
         ``"test_mse"`` ``mean((m − y)² + v)``, ``"train_energy"`` ``E[½ Σ (f − y)² | U_1]``.
     """
     U1 = 0.5 * (U1 + U1.T)
+    if data.dual is not None:
+        return _dual_moments(U1, data)
     K, ks = _kernels(U1, data)
     T = data.temperature
     P = K.shape[0]
@@ -109,6 +125,25 @@ def conditional_moments(U1, data: PredictorData):
     var = jnp.maximum(kss - lower_row_norms(ks, Linv), 0.0)
     tr_G = jnp.sum(Linv**2)
     energy = 0.5 * (T**2 * jnp.dot(alpha, alpha) + T * P - T**2 * tr_G)
+    test_mse = jnp.mean((mean - data.y_test) ** 2 + var)
+    return {"f_mean": mean, "f_var": var, "test_mse": test_mse, "train_energy": energy}
+
+
+def _dual_moments(U1, data: PredictorData):
+    """:func:`conditional_moments` in feature space (module docstring), for ``D N0 < P``."""
+    lam, V = jnp.linalg.eigh(U1)
+    F = V * jnp.sqrt(jnp.maximum(lam, 0.0))  # U_1 = F Fᵀ
+    T = data.temperature
+    A, b = dual_system(F, data.dual, T)
+    r = A.shape[0]
+    _, Linv = cholesky_and_inverse(A)
+    beta = Linv.T @ (Linv @ b)
+    Q = data.xi_test.shape[0]
+    psi_test = jnp.einsum("qai,aj->qji", data.xi_test, F).reshape(Q, r)
+    mean = psi_test @ beta
+    var = T * lower_row_norms(psi_test, Linv)
+    res = dual_residual(F, data.dual, beta)
+    energy = 0.5 * (jnp.dot(res, res) + T * r - T**2 * jnp.sum(Linv**2))
     test_mse = jnp.mean((mean - data.y_test) ** 2 + var)
     return {"f_mean": mean, "f_var": var, "test_mse": test_mse, "train_energy": energy}
 

@@ -211,11 +211,15 @@ def test_prior_logdensity_is_the_wishart_hierarchy(heads, widths):
 
 
 # ---------------------------------------------------------------- 5. likelihood
-@pytest.mark.parametrize("budget, route", [(None, "pair"), (0, "factored")])
-def test_likelihood_is_the_gaussian_marginal(budget, route):
-    prob = random_problem(heads=(2, 2), P=25, N0=6, seed=7)
-    spec = smt.ModelSpec(heads=(2, 2), widths=(6, 4, 5), temperature=0.3)
-    kw = {} if budget is None else {"memory_budget": budget}
+@pytest.mark.parametrize("P, widths, kw, route", [(25, (6, 4, 5), {"route": "pair"}, "pair"),
+                                                  (25, (6, 4, 5), {"route": "factored"}, "factored"),
+                                                  (25, (6, 4, 5), {}, "dual"),  # auto: r = 4·6 < P
+                                                  (25, (3, 4, 5), {}, "dual"),  # singular U_1: r = 3·6
+                                                  (20, (6, 4, 5), {}, "pair"),  # auto: r = 24 ≥ P, blocks fit
+                                                  (20, (6, 4, 5), {"memory_budget": 0}, "factored")])
+def test_likelihood_is_the_gaussian_marginal(P, widths, kw, route):
+    prob = random_problem(heads=(2, 2), P=P, N0=6, seed=7)
+    spec = smt.ModelSpec(heads=(2, 2), widths=widths, temperature=0.3)
     full = overlap_target(prob, spec, **kw)
     prior = overlap_target(prob, spec, likelihood=False)
     assert full.name == f"overlap-{route}" and prior.name == "overlap-prior"
@@ -223,7 +227,7 @@ def test_likelihood_is_the_gaussian_marginal(budget, route):
     for k in range(2):
         difference, U1 = evaluate(_position(full.n_dims, 20 + k))
         K = np.asarray(renormalized_kernel(jnp.asarray(prob.scaled_train(spec)), np.asarray(U1)))
-        ref = st.multivariate_normal.logpdf(prob.y_train, np.zeros(25), 0.3 * np.eye(25) + K)
+        ref = st.multivariate_normal.logpdf(prob.y_train, np.zeros(P), 0.3 * np.eye(P) + K)
         assert abs(float(difference) - ref) < 1e-9 * abs(ref)
 
 
@@ -231,6 +235,7 @@ def test_gradient_matches_finite_differences_and_float32_is_close():
     prob = random_problem(heads=(2, 2), P=25, N0=6, seed=8)
     spec = smt.ModelSpec(heads=(2, 2), widths=6, temperature=0.3)
     pair, single = overlap_target(prob, spec), overlap_target(prob, spec, "float32")
+    assert pair.name == "overlap-dual"  # r = 4·6 < P = 25
     evaluate = jax.jit(lambda p: (jax.value_and_grad(pair.logdensity)(p), single.logdensity(p.astype(jnp.float32))))
     pos, h = _position(pair.n_dims, 30), 1e-5
     (v, grad), v32 = evaluate(pos)
@@ -259,6 +264,10 @@ def test_bad_input():
         overlap_target(prob, spec, likelihood="yes")
     with pytest.raises(smt.InputError, match="memory_budget"):
         overlap_target(prob, spec, memory_budget=-1)
+    with pytest.raises(smt.InputError, match="route"):
+        overlap_target(prob, spec, route="blocks")
+    with pytest.raises(smt.InputError, match="memory_budget"):
+        overlap_target(prob, spec, route="pair", memory_budget=100)
     target = overlap_target(prob, spec, likelihood=False)
     with pytest.raises(smt.InputError, match="position"):
         target.logdensity(jnp.zeros(target.n_dims + 1))

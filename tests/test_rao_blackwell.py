@@ -26,22 +26,29 @@ def _reference(problem, spec, U):
                 test_mse=np.mean((mean - np.asarray(problem.y_test)) ** 2 + var))
 
 
-@pytest.mark.parametrize("P, budget, routes", [
-    (6, None, ("pairs", "pairs")),  # P < D N0: train and test blocks
-    (40, None, ("features", "pairs")),  # P > D N0: the train kernel from the features
-    (6, 0, ("features", "features")),  # nothing fits the budget
+def _route(data):
+    if data.dual is not None:
+        return "dual"
+    return ("pairs" if data.c_train.shape[0] > 0 else "features", "pairs" if data.c_test.shape[0] > 0 else "features")
+
+
+@pytest.mark.parametrize("P, N0, budget, route, rank", [
+    (6, 8, None, ("pairs", "pairs"), 4),  # P < D N0: train and test blocks
+    (40, 12, 50_000, ("features", "pairs"), 4),  # P < D N0 = 48; the test blocks fit the budget, the train ones not
+    (6, 8, 0, ("features", "features"), 4),  # nothing fits the budget
+    (40, 8, None, "dual", 4),  # D N0 = 32 < P: in feature space
+    (40, 8, None, "dual", 2),  # ... with a singular U_1
 ])
-def test_conditional_moments_equal_kernel_regression_on_every_route(P, budget, routes):
-    problem = random_problem(heads=(2, 2), P=P, Q=9, N0=8, T=1, seed=3)
+def test_conditional_moments_equal_kernel_regression_on_every_route(P, N0, budget, route, rank):
+    problem = random_problem(heads=(2, 2), P=P, Q=9, N0=N0, T=1, seed=3)
     spec = smt.ModelSpec(heads=(2, 2), widths=5, temperature=0.3)
     kw = {} if budget is None else {"budget": budget}
     data = rb.predictor_data(problem, spec, **kw)
     D = 4
-    assert ("pairs" if data.c_train.shape[0] > 0 else "features", "pairs" if data.c_test.shape[0] > 0
-            else "features") == routes
+    assert _route(data) == route
     rng = np.random.default_rng(P)
-    F = rng.normal(size=(D, D))
-    U = F @ F.T / D + 0.1 * np.eye(D)
+    F = rng.normal(size=(D, rank))
+    U = F @ F.T / D + (0.1 * np.eye(D) if rank == D else 0.0)
     got = rb.conditional_moments(jnp.asarray(U), data)
     ref = _reference(problem, spec, U)
     for k, v in ref.items():

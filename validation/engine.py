@@ -221,7 +221,8 @@ class DaskExecutor:
     def __enter__(self):
         from smtheory.extras import require
 
-        require("distributed", "cluster", "the Dask executor")
+        for module in ("dask", "distributed"):  # both: either may be cached in sys.modules
+            require(module, "cluster", "the Dask executor")
         import dask
         from dask.distributed import Client, LocalCluster
 

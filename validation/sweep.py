@@ -552,7 +552,8 @@ def run_sweep(config, out_dir="smtheory-sweep", *, scheduler=None, workers=1, re
         raise InputError(f"--workers must be a positive integer, got {workers!r}")
     store.require_store()  # the optional packages, before any task runs: the store, and Dask when used
     if scheduler or workers > 1:
-        require("distributed", "cluster", "a sweep on Dask (--workers K > 1 or --scheduler)")
+        for module in ("dask", "distributed"):  # both: either may be cached in sys.modules
+            require(module, "cluster", "a sweep on Dask (--workers K > 1 or --scheduler)")
     check_output_dir(out_dir, "--out")
     with lock_folder(out_dir, "--out"):
         return _run_locked(config, out_dir, scheduler, workers, resume, progress, config_path)
