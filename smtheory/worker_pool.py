@@ -58,11 +58,30 @@ def worker_pool(max_workers):
     Yields
     ------
     concurrent.futures.ProcessPoolExecutor
+        On normal exit the pool waits for its calls; on an exception (e.g. ``KeyboardInterrupt``) pending calls
+        are cancelled and running workers terminated at once.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # the executor may start workers at any submit, so the environment is kept for the pool's lifetime
-    with worker_environment(), ProcessPoolExecutor(max_workers=max_workers,
-                                                   mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool
+    with worker_environment():
+        pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            yield pool
+        except BaseException:
+            _stop_now(pool)
+            raise
+        pool.shutdown(wait=True)
+
+
+def _stop_now(pool):
+    """Cancel pending calls and terminate running workers (an interrupt must not wait for a running stage).
+
+    The stages write their checkpoints and results atomically, so a terminated worker loses at most the
+    work since its last checkpoint; the rerun resumes from there.  (Python 3.11's executor has no public
+    ``terminate_workers``: its process table is read directly.)
+    """
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)

@@ -32,6 +32,31 @@ def test_spawned_worker_sees_the_flags(monkeypatch):
     assert "XLA_FLAGS" not in os.environ
 
 
+def _sleep(seconds):
+    import time
+
+    time.sleep(seconds)
+    return seconds
+
+
+def test_an_interrupt_terminates_running_workers_at_once():
+    import time
+
+    with pytest.raises(KeyboardInterrupt):
+        with worker_pool(1) as pool:
+            assert pool.submit(_sleep, 0).result(timeout=120) == 0  # the worker is up
+            running, pending = pool.submit(_sleep, 300), pool.submit(_sleep, 300)
+            deadline = time.monotonic() + 30
+            while not running.running() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert running.running()
+            t0 = time.monotonic()
+            raise KeyboardInterrupt
+    assert time.monotonic() - t0 < 60  # not the 300 s of the running call
+    for fut in (running, pending):  # neither ran to completion: cancelled, or failed with the broken pool
+        assert fut.done() and (fut.cancelled() or fut.exception() is not None)
+
+
 @pytest.mark.slow
 def test_the_point_that_deadlocked_finishes():
     """The demo's finite-size point N = 50, P = 50 hung forever on batched LAPACK calls (smtheory.sims.chains);
