@@ -385,9 +385,12 @@ def compare_sampled(theory_row, record, y_test, y_ood):
 
     acc = split_accuracy(record, y_test, y_ood)
     out = {}
-    for s in ("test", "ood"):
+    for s, y in (("test", y_test), ("ood", y_ood)):
         th, sa, se = theory_row[s]["accuracy"], acc[s]["accuracy"], acc[s]["accuracy_mcse"]
-        out[s] = dict(theory=th, sampled=sa, mcse=se, z=_z(abs(th - sa), se))
+        # below half a test point the MCSE only says that no prediction changed sign between batches: a z
+        # against it would be meaningless (and infinite for a one-point difference), so none is given
+        resolved = se is not None and np.isfinite(se) and se >= 0.5 / max(len(y), 1)
+        out[s] = dict(theory=th, sampled=sa, mcse=se, z=_z(abs(th - sa), se) if resolved else float("nan"))
     Ut, Us = np.asarray(theory_row["U1"], float), np.asarray(record["U1_sampled"], float)
     Se = np.asarray(np.where(np.equal(record["U1_mcse"], None), np.nan, record["U1_mcse"]), float)
     z = np.vectorize(_z)(np.abs(Ut - Us), Se)

@@ -8,6 +8,8 @@ correlations; the kernel–task alignment; the validation choice of T per N.
 """
 from __future__ import annotations
 
+import math
+
 import json
 import os
 
@@ -52,6 +54,10 @@ def accuracy_table(res):
     return lines
 
 
+def _zcell(z):
+    return "—" if z is None or not math.isfinite(z) else f"{z:.2f}"
+
+
 def _convergence_table(res):
     lines = ["| run | T | chains × steps | extensions | R-hat max | ESS min | U_1 max z | U_1 max rel. diff | "
              "r(U_1 theory, sampled) | z acc. ID / held-out | converged | wall s |",
@@ -62,7 +68,7 @@ def _convergence_table(res):
         lines.append(f"| {key} | {s['temperature']:g} | {cfg['chains']} × {cfg['steps']} | {s['extensions']} | "
                      f"{fmt(s['rhat_max'], '.4f')} | {fmt(s['ess_min'], '.0f')} | {fmt(c['U1']['max_abs_z'], '.2f')} | "
                      f"{fmt(c['U1']['max_rel_diff'], '.3f')} | {fmt(c['U1']['pearson'], '.4f')} | "
-                     f"{fmt(c['test']['z'], '.2f')} / {fmt(c['ood']['z'], '.2f')} | "
+                     f"{_zcell(c['test']['z'])} / {_zcell(c['ood']['z'])} | "
                      f"{'yes' if s['converged'] else '**no**'} | {fmt(s['wall_time'], '.0f')} |")
     return lines
 
@@ -147,7 +153,7 @@ def report_markdown(res, out=None):
         "split is the pooled jackknife MCSE × √(n_pooled/n_split) (an approximation; see "
         "`smtheory.validation.digits.split_accuracy`).", "", "![accuracy](digits_accuracy_vs_N.png)", "",
         "## Sampling runs and agreement with the theory", ""] + _convergence_table(res) + [
-        "", "z = |theory − sampled| / MCSE. At finite N the exact posterior mean differs from the saddle point by "
+        "", "z = |theory − sampled| / MCSE (for an accuracy, — when its MCSE is below half a test point: no prediction changed sign between batches). At finite N the exact posterior mean differs from the saddle point by "
         "O(1/N) (docs/theory.md §8.4), so large z at small N are expected; agreement is required as N grows.", "",
         "### Gibbs versus overlap (the weight-space check)", ""] + _sampler_lines(res) + [
         "", "## U_1: theory, sampled, trained weights", ""] + _u1_lines(res) + [
