@@ -110,7 +110,6 @@ def dual_residual(F, data, beta):
     return data.y - data.xi @ (F @ beta.reshape(F.shape[1], -1)).reshape(-1)
 
 
-
 def _value(F, data, temperature, logdet, beta):
     P, r = data.y.shape[0], F.shape[1] * data.c.shape[1]
     res = dual_residual(F, data, beta)

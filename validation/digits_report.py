@@ -8,9 +8,8 @@ correlations; the kernel–task alignment; the validation choice of T per N.
 """
 from __future__ import annotations
 
-import math
-
 import json
+import math
 import os
 
 from .pruning_outputs import fmt
@@ -153,7 +152,8 @@ def report_markdown(res, out=None):
         "split is the pooled jackknife MCSE × √(n_pooled/n_split) (an approximation; see "
         "`smtheory.validation.digits.split_accuracy`).", "", "![accuracy](digits_accuracy_vs_N.png)", "",
         "## Sampling runs and agreement with the theory", ""] + _convergence_table(res) + [
-        "", "z = |theory − sampled| / MCSE (for an accuracy, — when its MCSE is below half a test point: no prediction changed sign between batches). At finite N the exact posterior mean differs from the saddle point by "
+        "", "z = |theory − sampled| / MCSE (for an accuracy, — when its MCSE is below half a test point: no "
+        "prediction changed sign between batches). At finite N the exact posterior mean differs from the saddle point by "
         "O(1/N) (docs/theory.md §8.4), so large z at small N are expected; agreement is required as N grows.", "",
         "### Gibbs versus overlap (the weight-space check)", ""] + _sampler_lines(res) + [
         "", "## U_1: theory, sampled, trained weights", ""] + _u1_lines(res) + [

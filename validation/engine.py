@@ -210,6 +210,17 @@ class ProcessExecutor:
                 yield futures[fut], False, exc
 
 
+def require_dask(feature):
+    """Raise :class:`~smtheory.extras.MissingExtra` naming ``feature`` unless dask and distributed import.
+
+    Both are checked: either may already be in ``sys.modules`` while the other is missing.
+    """
+    from smtheory.extras import require
+
+    for module in ("dask", "distributed"):
+        require(module, "cluster", feature)
+
+
 class DaskExecutor:
     """A Dask distributed client: a running scheduler (``scheduler``) or a local cluster of ``workers``."""
 
@@ -219,10 +230,7 @@ class DaskExecutor:
         self._client = self._cluster = None
 
     def __enter__(self):
-        from smtheory.extras import require
-
-        for module in ("dask", "distributed"):  # both: either may be cached in sys.modules
-            require(module, "cluster", "the Dask executor")
+        require_dask("the Dask executor")
         import dask
         from dask.distributed import Client, LocalCluster
 

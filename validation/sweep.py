@@ -34,11 +34,10 @@ import warnings
 from dataclasses import dataclass, field
 
 from smtheory.checks import InputError
-from smtheory.extras import require
 from smtheory.records import RECORD_SCHEMA
 
 from . import store
-from .engine import Task, TaskStore, make_executor, run_tasks, task_hash
+from .engine import Task, TaskStore, make_executor, require_dask, run_tasks, task_hash
 from .store import heads_label
 
 __all__ = ["SweepConfig", "SamplingSetting", "load_config", "parse_config", "make_tasks", "run_task",
@@ -552,8 +551,7 @@ def run_sweep(config, out_dir="smtheory-sweep", *, scheduler=None, workers=1, re
         raise InputError(f"--workers must be a positive integer, got {workers!r}")
     store.require_store()  # the optional packages, before any task runs: the store, and Dask when used
     if scheduler or workers > 1:
-        for module in ("dask", "distributed"):  # both: either may be cached in sys.modules
-            require(module, "cluster", "a sweep on Dask (--workers K > 1 or --scheduler)")
+        require_dask("a sweep on Dask (--workers K > 1 or --scheduler)")
     check_output_dir(out_dir, "--out")
     with lock_folder(out_dir, "--out"):
         return _run_locked(config, out_dir, scheduler, workers, resume, progress, config_path)
