@@ -7,7 +7,7 @@ A *collapsed target* is a posterior whose draws determine the path-path order pa
 style, split into an adaptive warm-up and a fixed step:
 
 - ``warmup(key, position, num_steps) -> (state, KernelParams)`` — one chain; adapts the step
-  size and a diagonal inverse mass matrix (``num_steps`` is static);
+  size and an inverse mass matrix, diagonal or dense (``num_steps`` is static);
 - ``step(key, state, params) -> (state, KernelInfo)`` — one chain, one transition, with the
   adapted parameters held fixed (so the chain is a time-homogeneous Markov chain).
 
@@ -61,7 +61,7 @@ class KernelParams(NamedTuple):
     """Parameters adapted during warm-up (one chain; leading chain axis under ``vmap``)."""
 
     step_size: jax.Array  # scalar
-    inverse_mass_matrix: jax.Array  # [n_dims], diagonal
+    inverse_mass_matrix: jax.Array  # [n_dims] diagonal, or [n_dims, n_dims] dense (NUTS)
 
 
 class KernelInfo(NamedTuple):

@@ -3,7 +3,7 @@
 ``overlap`` (NUTS on the order-parameter hierarchy, :mod:`smtheory.sims.overlap`) and ``langevin``
 (preconditioned Langevin on the V⁰-collapsed weights, :mod:`smtheory.sims.collapsed`) share this driver
 (docs/theory.md §8). ``chains`` chains run under ``jax.vmap``; each is warmed up with its own
-adaptation (step size, diagonal mass matrix), then advanced by ``jax.lax.scan`` in compiled blocks of
+adaptation (step size; diagonal mass matrix, or dense for ``overlap``: :func:`resolved_mass_matrix`), then advanced by ``jax.lax.scan`` in compiled blocks of
 ``chunk`` recorded draws. Per recorded draw the driver keeps ``U_1`` (all entries, or the diagonal
 when D > 16), the conditional train energy and test MSE and the mean conditional prediction on the
 first 8 test points as traces, and running moments of ``U_1`` and of the conditional predictor
@@ -32,10 +32,11 @@ from smtheory.checks import InputError
 from . import checkpoint as ckpt
 from . import diagnostics, observables
 from . import rao_blackwell as rb
+from . import rb_sums
 from .chains import over_chains
 from .config import SampleConfig, SampleResult, SamplingError
 
-__all__ = ["build_target", "build_kernel", "sample_collapsed", "trace_names"]
+__all__ = ["build_target", "build_kernel", "sample_collapsed", "trace_names", "resolved_mass_matrix"]
 
 
 def build_target(problem, spec, config: SampleConfig):
@@ -49,12 +50,13 @@ def build_target(problem, spec, config: SampleConfig):
     return collapsed_target(problem, spec, config.dtype)
 
 
-def build_kernel(target, sampler, adjusted=True):
-    """NUTS for ``overlap``; preconditioned (Metropolis-adjusted unless ``adjusted=False``) Langevin."""
+def build_kernel(target, sampler, adjusted=True, dense_mass=False):
+    """NUTS for ``overlap`` (dense inverse mass matrix if ``dense_mass``); preconditioned (Metropolis-adjusted
+    unless ``adjusted=False``) Langevin."""
     if sampler == "overlap":
         from . import nuts
 
-        return nuts.build(target)
+        return nuts.build(target, dense_mass=dense_mass)
     from . import collapsed_langevin
 
     return collapsed_langevin.build(target, adjusted=adjusted)
@@ -101,20 +103,54 @@ def trace_names(D):
     return u + ["train_energy", "test_mse", "f_test[:8].mean"]
 
 
-def _trace_vector(U1, cm, D):
+def _trace_vector(U1, energy, test_mse, f_head, D):
     u = U1.reshape(-1) if D <= 16 else jnp.diag(U1)
-    f8 = jnp.mean(cm["f_mean"][:observables.N_TRACE_TEST_POINTS])
-    return jnp.concatenate([u, cm["train_energy"][None], cm["test_mse"][None], f8[None]])
+    f8 = jnp.mean(f_head[:observables.N_TRACE_TEST_POINTS])
+    return jnp.concatenate([u, energy[None], test_mse[None], f8[None]])
+
+
+def _record_predictor(theta, U1, mom, D):
+    """Rao-Blackwellised predictor of one recorded draw of every chain: ``(mom, trace vectors)``.
+
+    Draw by draw (:mod:`smtheory.sims.rao_blackwell`; ``mom`` running moments of ``U_1`` and of the conditional
+    mean and variance per test point) or, when ``theta["sums"]`` is given, by running sums in path-pair space
+    (:mod:`smtheory.sims.rb_sums`; ``mom = (moments of U_1, PairSums)``).
+    """
+    data, sd = theta["rb"], theta["sums"]
+    if sd is None:
+        cm = over_chains(lambda U: rb.conditional_moments(U, data), U1)
+        mom = jax.vmap(observables.moments_update)(mom, {"U1": U1, "f_mean": cm["f_mean"], "f_var": cm["f_var"]})
+        head = cm["f_mean"]
+    else:
+        cm = over_chains(lambda U: rb_sums.draw_terms(U, data, sd), U1)
+        mom = (jax.vmap(observables.moments_update)(mom[0], {"U1": U1}),
+               rb_sums.sums_add(mom[1], cm["w"], cm["alpha"], cm["W"]))
+        head = cm["f_head"]
+    tr = jax.vmap(lambda u, e, t, f: _trace_vector(u, e, t, f, D))(U1, cm["train_energy"], cm["test_mse"], head)
+    return mom, tr
+
+
+def resolved_mass_matrix(spec, config: SampleConfig):
+    """``"dense"`` or ``"diagonal"``: the inverse mass matrix an ``overlap`` run adapts (``config.mass_matrix``,
+    ``"auto"`` resolved by :func:`smtheory.sims.nuts.dense_mass_estimable`); ``"diagonal"`` for ``langevin``."""
+    if config.sampler != "overlap":
+        return "diagonal"
+    if config.mass_matrix != "auto":
+        return config.mass_matrix
+    from .nuts import dense_mass_estimable
+    from .overlap import overlap_layout
+
+    return "dense" if dense_mass_estimable(config.burnin, overlap_layout(spec).n_dims) else "diagonal"
 
 
 @functools.lru_cache(maxsize=16)
-def _make_fns(static, sampler, adjusted, thin, D):
+def _make_fns(static, sampler, adjusted, thin, D, dense_mass=False):
     """Jitted warm-up and block of recorded draws (chains one after another, :mod:`smtheory.sims.chains`),
     shared by every run whose target has the same static key (``theta`` — widths, data — is an argument)."""
 
     def kernel_of(theta):
         target = _target(static, theta["target"])
-        return target, build_kernel(target, sampler, adjusted)
+        return target, build_kernel(target, sampler, adjusted, dense_mass)
 
     def transition(kernel, carry):
         states, keys, params = carry
@@ -124,16 +160,13 @@ def _make_fns(static, sampler, adjusted, thin, D):
 
     def draws(theta, states, keys, params, mom, n):
         target, kernel = kernel_of(theta)
-        cond = lambda U1: over_chains(lambda U: rb.conditional_moments(U, theta["rb"]), U1)  # noqa: E731
 
         def record(carry, _):
             states, keys, params, mom = carry
             (states, keys, params), info = jax.lax.scan(lambda c, _: transition(kernel, c),
                                                         (states, keys, params), None, length=thin)
             U1 = jax.vmap(target.order_parameter)(states.position)
-            cm = cond(U1)
-            mom = jax.vmap(observables.moments_update)(mom, {"U1": U1, "f_mean": cm["f_mean"], "f_var": cm["f_var"]})
-            tr = jax.vmap(lambda u, c: _trace_vector(u, c, D))(U1, cm)
+            mom, tr = _record_predictor(theta, U1, mom, D)
             return (states, keys, params, mom), (tr, jnp.all(info.is_finite), jnp.mean(info.acceptance_rate),
                                                  jnp.mean(info.num_grad_evals.astype(jnp.float64)))
 
@@ -177,10 +210,13 @@ class _Run:
         static, theta, self.init = _target_parts(problem, spec, config)
         dtype = jnp.float64 if config.dtype == "float64" else jnp.float32
         self.data = rb.predictor_data(problem, spec, dtype)
-        self.theta = {"target": theta, "rb": self.data}
+        self.sums_data = rb_sums.sums_data(self.data, config.chains)
+        self.theta = {"target": theta, "rb": self.data, "sums": self.sums_data}
         self.D = spec.n_paths
         self.names = trace_names(self.D)
-        self.warm, self.draws = _make_fns(static, config.sampler, config.adjusted, config.thin, self.D)
+        self.mass_matrix = resolved_mass_matrix(spec, config)
+        self.warm, self.draws = _make_fns(static, config.sampler, config.adjusted, config.thin, self.D,
+                                          self.mass_matrix == "dense")
         self.fp = ckpt.fingerprint(problem, spec, config)
         self.done, self.acc_sum, self.ge_sum, self.run_time, self.compile_time = 0, 0.0, 0.0, 0.0, 0.0
         self.extensions = 0
@@ -208,9 +244,19 @@ class _Run:
 
     def _empty_moments(self):
         U = jnp.eye(self.D, dtype=self.data.y.dtype)
+        chains = jnp.arange(self.config.chains)
+        if self.sums_data is not None:
+            return (jax.vmap(lambda _: observables.moments_init({"U1": U}))(chains),
+                    jax.vmap(lambda _: rb_sums.sums_init(self.data))(chains))
         cm0 = jax.eval_shape(lambda u: rb.conditional_moments(u, self.data), U)
         ex = {"U1": U, "f_mean": jnp.zeros(cm0["f_mean"].shape, U.dtype), "f_var": jnp.zeros(cm0["f_var"].shape, U.dtype)}
-        return jax.vmap(lambda _: observables.moments_init(ex))(jnp.arange(self.config.chains))
+        return jax.vmap(lambda _: observables.moments_init(ex))(chains)
+
+    def f_totals(self):
+        """Per chain, the sum over the recorded draws of the conditional mean on every test point [chains, Q]."""
+        if self.sums_data is not None:
+            return rb_sums.block_f_sums(self.mom[1].A, self.data)
+        return np.asarray(self.mom.mean["f_mean"]) * np.asarray(self.mom.count)[:, None]
 
     def _pytree(self):
         return dict(states=self.states, params=self.params, keys=self.keys, mom=self.mom, traces=self.traces,
@@ -262,7 +308,7 @@ class _Run:
                 compiled[n], dt = _compiled(self.draws, (self.theta, self.states, self.keys, self.params, self.mom), n)
                 self.compile_time += dt
             t0 = time.perf_counter()
-            f_before = np.asarray(self.mom.mean["f_mean"]) * np.asarray(self.mom.count)[:, None]
+            f_before = self.f_totals()
             self.states, self.keys, self.mom, tr, fin, acc, ge = compiled[n](self.theta, self.states, self.keys,
                                                                              self.params, self.mom)
             tr = np.asarray(tr)
@@ -271,7 +317,7 @@ class _Run:
                 bad = np.where(~np.all(np.isfinite(tr), axis=(1, 2)))[0]
                 raise SamplingError(f"non-finite values in chain(s) {bad.tolist()} after {self.done} draws; "
                                     "check the data scale and the temperature")
-            f_after = np.asarray(self.mom.mean["f_mean"]) * np.asarray(self.mom.count)[:, None]
+            f_after = self.f_totals()
             self.traces = np.concatenate([self.traces, tr], axis=1)
             self.fsums = np.concatenate([self.fsums, (f_after - f_before)[None]])
             self.fcounts = np.append(self.fcounts, n)
@@ -317,16 +363,30 @@ def sample_collapsed(problem, spec, config: SampleConfig, *, checkpoint=None, re
             bar.refresh()
     if bar is not None:
         bar.close()
-    return summarise(run, config.replace(steps=steps))
+    return summarise(run, config.replace(steps=steps, mass_matrix=run.mass_matrix if config.sampler == "overlap"
+                                         else config.mass_matrix))
+
+
+def _predictor_summary(run: _Run):
+    """``(⟨U_1⟩, predictive mean, predictive variance)`` pooled over chains (docs/theory.md §8.3)."""
+    if run.sums_data is None:
+        # ddof 0: the predictive variance E[v] + Var m of the draws' mixture, as rb_sums.finalize
+        merged = observables.moments_finalize(observables.moments_merge_axis(run.mom), ddof=0)
+        f_mean, f_var = rb.predictive_summary((merged[0]["f_mean"], merged[1]["f_mean"]),
+                                              np.asarray(merged[0]["f_var"]))
+        return np.asarray(merged[0]["U1"]), f_mean, f_var
+    moments, sums = run.mom
+    merged = observables.moments_merge_axis(moments)
+    U1 = np.asarray(merged.mean["U1"])
+    pooled = jax.tree_util.tree_map(lambda x: jnp.sum(x, axis=0), sums)
+    f_mean, f_var = rb_sums.finalize(pooled, int(merged.count), U1, run.data)
+    return U1, f_mean, f_var
 
 
 def summarise(run: _Run, config: SampleConfig) -> SampleResult:
     """The :class:`SampleResult` of a finished run (Rao-Blackwellised predictor, diagnostics)."""
     D, problem = run.D, run.problem
-    merged = observables.moments_finalize(observables.moments_merge_axis(run.mom))
-    U1 = np.asarray(merged[0]["U1"])
-    f_mean, f_var = rb.predictive_summary((merged[0]["f_mean"], merged[1]["f_mean"]),
-                                          np.asarray(merged[0]["f_var"]))
+    U1, f_mean, f_var = _predictor_summary(run)
     diag = {}
     if config.chains >= 2 and run.traces.shape[1] >= 4:
         diag = diagnostics.summarize({n: run.traces[:, :, i] for i, n in enumerate(run.names)}, warn=False)

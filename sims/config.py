@@ -28,6 +28,8 @@ from .base import check_step_size
 SAMPLERS = ("overlap", "langevin", "gibbs", "full-langevin", "full-mala")
 #: Samplers whose draws are order parameters with V⁰ integrated out (Rao-Blackwellised predictor).
 COLLAPSED = ("overlap", "langevin")
+#: Inverse mass matrices of the ``overlap`` sampler's NUTS (``SampleConfig.mass_matrix``).
+MASS_MATRICES = ("auto", "diagonal", "dense")
 #: Default cap of the automatic extension, in multiples of ``steps``.
 MAX_STEPS_FACTOR = 16
 
@@ -68,6 +70,11 @@ class SampleConfig:
         Default 1.01 (Vehtari et al. 2021).
     adjusted : bool
         ``langevin`` only: Metropolis-adjusted (default, exact) or unadjusted (O(h) bias).
+    mass_matrix : {"auto", "diagonal", "dense"}
+        ``overlap`` only: the inverse mass matrix that NUTS adapts during the warm-up. ``"auto"`` (default):
+        dense when the warm-up's last slow window holds at least 10 draws per coordinate
+        (:func:`smtheory.sims.nuts.dense_mass_estimable`: the default ``burnin = 500`` for up to 20 coordinates,
+        e.g. the 14 of a network with heads (2, 2)), diagonal otherwise. The result's ``config`` names the one used.
     """
 
     sampler: str = "overlap"
@@ -82,6 +89,7 @@ class SampleConfig:
     max_steps: int = None
     rhat_target: float = 1.01
     adjusted: bool = True
+    mass_matrix: str = "auto"
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen: keep converted values)
@@ -110,6 +118,11 @@ class SampleConfig:
         set_("rhat_target", r)
         if not isinstance(self.adjusted, (bool, np.bool_)):
             raise InputError(f"adjusted must be True or False, got {self.adjusted!r}")
+        if self.mass_matrix not in MASS_MATRICES:
+            raise InputError(f"mass_matrix must be one of {', '.join(map(repr, MASS_MATRICES))}, got {self.mass_matrix!r}")
+        if self.mass_matrix == "dense" and self.sampler != "overlap":
+            raise InputError(f"mass_matrix \"dense\" is only for the overlap sampler (the {self.sampler!r} sampler "
+                             "adapts a diagonal one or none)")
 
     @property
     def draws(self):

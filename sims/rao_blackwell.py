@@ -41,7 +41,7 @@ from smtheory.dual_energy import DualData, dual_data, dual_is_cheaper, dual_resi
 from smtheory.pair_blocks import blocks_kernel, cross_pair_blocks, pair_block_nbytes, pair_blocks
 from smtheory.spd_inverse import cholesky_and_inverse, lower_row_norms
 
-__all__ = ["PredictorData", "predictor_data", "conditional_moments", "BLOCK_BUDGET"]
+__all__ = ["PredictorData", "predictor_data", "conditional_moments", "train_kernel", "BLOCK_BUDGET"]
 
 #: Bytes allowed for the precomputed test–train path-pair blocks (default 256 MiB).
 BLOCK_BUDGET = 256 * 2**20
@@ -84,22 +84,24 @@ def predictor_data(problem, spec, dtype=jnp.float64, budget=BLOCK_BUDGET) -> Pre
     return PredictorData(xtr, xte, c_train, c_test, c_diag, y, y_test, T)
 
 
+def train_kernel(U1, data: PredictorData):
+    """Train kernel [P, P] of ``U1`` (from the pair blocks when formed, else the features), exactly symmetric."""
+    P, D, N0 = data.xi_train.shape
+    if data.c_train.shape[0] > 0:
+        return blocks_kernel(U1, data.c_train)
+    Z = jnp.einsum("pdi,de->pei", data.xi_train, U1).reshape(P, D * N0)
+    K = Z @ data.xi_train.reshape(P, D * N0).T
+    return 0.5 * (K + K.T)
+
+
 def _kernels(U1, data: PredictorData):
     """Train kernel [P, P] and test–train kernel [Q, P] of ``U1``."""
     P, D, N0 = data.xi_train.shape
-    train_pairs, test_pairs = data.c_train.shape[0] > 0, data.c_test.shape[0] > 0
-    # Ξ (U ⊗ I), only when some kernel is contracted from the features
-    Z = None if train_pairs and test_pairs else jnp.einsum("pdi,de->pei", data.xi_train, U1).reshape(P, D * N0)
-    if train_pairs:
-        K = blocks_kernel(U1, data.c_train)  # exactly symmetric
-    else:
-        K = Z @ data.xi_train.reshape(P, D * N0).T
-        K = 0.5 * (K + K.T)
-    if test_pairs:
-        ks = blocks_kernel(U1, data.c_test)
-    else:
-        ks = data.xi_test.reshape(data.xi_test.shape[0], D * N0) @ Z.T
-    return K, ks
+    K = train_kernel(U1, data)
+    if data.c_test.shape[0] > 0:
+        return K, blocks_kernel(U1, data.c_test)
+    Z = jnp.einsum("pdi,de->pei", data.xi_train, U1).reshape(P, D * N0)
+    return K, data.xi_test.reshape(data.xi_test.shape[0], D * N0) @ Z.T
 
 
 def conditional_moments(U1, data: PredictorData):

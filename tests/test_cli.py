@@ -122,3 +122,14 @@ def test_solve_reports_compile_time_apart_from_solve_time(tmp_path, capsys, monk
         assert lines.index(note[0]) == lines.index(rows[-1]) + 1  # right after the table
     else:
         assert note == []
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--mass-matrix", "full"], "--mass-matrix: mass_matrix must be one of 'auto', 'diagonal', 'dense'"),
+    (["--sampler", "gibbs", "--mass-matrix", "dense"], "--mass-matrix: .*only for the overlap sampler"),
+])
+def test_sample_mass_matrix_errors(capsys, args, message):
+    rc = main(["sample", "--task", "markov", "--width", "10"] + args)
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("smtheory: error:") and err.count("\n") == 1
+    assert pytest.importorskip("re").search(message, err), err

@@ -18,7 +18,7 @@ from .options import (check_model_options, check_output_file, data_options, flag
 
 #: SampleConfig fields whose errors name the option (a message starts with the field, then " " or ":").
 _CONFIG_FLAGS = {k: f"--{k.replace('_', '-')}" for k in ("max_steps", "step_size", "sampler", "chains", "steps",
-                                                         "burnin", "thin")}
+                                                         "burnin", "thin", "mass_matrix")}
 _CONFIG_FLAGS["seed"] = "--seed (sampler seed)"
 
 
@@ -44,6 +44,9 @@ def register(subparsers):
                    help="burn-in / warm-up steps (default: smtheory.sims.SampleConfig's, 500; at least 50 for the "
                         "adaptive overlap and langevin samplers)")
     m.add_argument("--thin", type=int, default=1, help="record every k-th step (default 1)")
+    m.add_argument("--mass-matrix", default=None, metavar="KIND",
+                   help="overlap sampler: inverse mass matrix adapted in the warm-up, auto (default: dense when the "
+                        "warm-up estimates it, e.g. the default 500 steps for up to 20 coordinates), diagonal or dense")
     m.add_argument("--step-size", type=float, default=1e-4, help="full-langevin / full-mala step size (default 1e-4)")
     m.add_argument("--seed", dest="sample_seed", type=int, default=0, help="sampler seed (default 0)")
     m.add_argument("--float32", action="store_true", help="sample in float32 (default float64)")
@@ -61,7 +64,7 @@ def _sample_config(args):
 
     kw = dict(chains=args.chains, steps=args.steps, thin=args.thin, step_size=args.step_size,
               seed=args.sample_seed, dtype="float32" if args.float32 else "float64")
-    for opt in ("sampler", "burnin", "max_steps"):
+    for opt in ("sampler", "burnin", "max_steps", "mass_matrix"):
         if getattr(args, opt) is not None:
             kw[opt] = getattr(args, opt)
     if "max_steps" in kw and "max_steps" not in {f.name for f in dataclasses.fields(SampleConfig)}:
