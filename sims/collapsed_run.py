@@ -3,11 +3,12 @@
 ``overlap`` (NUTS on the order-parameter hierarchy, :mod:`smtheory.sims.overlap`) and ``langevin``
 (preconditioned Langevin on the V⁰-collapsed weights, :mod:`smtheory.sims.collapsed`) share this driver
 (docs/theory.md §8). ``chains`` chains run under ``jax.vmap``; each is warmed up with its own
-adaptation (step size; diagonal mass matrix, or dense for ``overlap``: :func:`resolved_mass_matrix`), then advanced by ``jax.lax.scan`` in compiled blocks of
-``chunk`` recorded draws. Per recorded draw the driver keeps ``U_1`` (all entries, or the diagonal
-when D > 16), the conditional train energy and test MSE and the mean conditional prediction on the
-first 8 test points as traces, and running moments of ``U_1`` and of the conditional predictor
-(:mod:`smtheory.sims.rao_blackwell`) — no weights are stored. After every block the whole state is
+adaptation (step size; diagonal mass matrix, or dense for ``overlap``: :func:`resolved_mass_matrix`), then
+advanced by ``jax.lax.scan`` in compiled blocks of ``chunk`` recorded draws. Per recorded draw the driver
+keeps ``U_1`` (all entries, or the diagonal when D > 16), the conditional train energy and test MSE and the
+mean conditional prediction on the first 8 test points as traces, and running moments of ``U_1`` and of the
+conditional predictor (:mod:`smtheory.sims.rao_blackwell`; or, when cheaper, running sums in path-pair space,
+:mod:`smtheory.sims.rb_sums`) — no weights are stored. After every block the whole state is
 checkpointed atomically with the problem's fingerprint, so an interrupted run resumes bit-identically
 and a checkpoint of another problem is refused by name.
 
@@ -217,7 +218,9 @@ class _Run:
         self.mass_matrix = resolved_mass_matrix(spec, config)
         self.warm, self.draws = _make_fns(static, config.sampler, config.adjusted, config.thin, self.D,
                                           self.mass_matrix == "dense")
-        self.fp = ckpt.fingerprint(problem, spec, config)
+        # "auto" and the mass matrix it resolves to are the same setting (a result's config names the resolved one)
+        self.fp = ckpt.fingerprint(problem, spec, config.replace(mass_matrix=self.mass_matrix)
+                                   if config.sampler == "overlap" else config)
         self.done, self.acc_sum, self.ge_sum, self.run_time, self.compile_time = 0, 0.0, 0.0, 0.0, 0.0
         self.extensions = 0
         self.compiled = {}  # block length -> compiled block of draws (reused across extensions)

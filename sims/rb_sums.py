@@ -17,7 +17,8 @@ from differences of ``A`` (:func:`block_f_sums`).
 Cost per draw: ``O(P³)`` for ``G`` and ``2 n_q P²`` (``n_q = n_p(n_p + 1)/2``, ``n_p = D(D + 1)/2``) for the
 MSE and ``S``, against ``Q (5/8 P² + n_p P)`` for the per-point variances of the draw-by-draw route;
 :func:`sums_data` chooses this route only when it is cheaper and its arrays fit :data:`SUMS_BUDGET` (4-path
-network, ``P = 100``, ``Q = 1000``: 0.33 instead of 0.69 ms per draw, ``benchmarks/results/bench_collapsed.md``).
+network, ``P = 100``, ``Q = 1000``: 0.20 instead of 0.66 ms per draw and chain in a scan on one core; docs/sampling.md,
+"Speed").
 """
 from __future__ import annotations
 

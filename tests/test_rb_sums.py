@@ -145,3 +145,17 @@ def test_mass_matrix_config_and_the_one_used(pair_problem):
         forced = sample(prob, spec, SampleConfig(chains=2, steps=20, burnin=60, max_steps=20, mass_matrix="dense"),
                         progress=False)
     assert forced.config.mass_matrix == "dense" and np.isfinite(forced.U1_sampled).all()
+
+
+def test_resume_accepts_the_resolved_mass_matrix(pair_problem, tmp_path):
+    prob, spec = pair_problem
+    ck = str(tmp_path / "auto.npz")
+    cfg = SampleConfig(chains=2, steps=20, burnin=400, max_steps=20, chunk=10, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = sample(prob, spec, cfg, checkpoint=ck, progress=False)
+        assert first.config.mass_matrix == "dense"  # "auto" resolved
+        more = sample(prob, spec, first.config.replace(steps=40, max_steps=40), checkpoint=ck, resume=True,
+                      progress=False)
+        fresh = sample(prob, spec, cfg.replace(steps=40, max_steps=40), progress=False)
+    np.testing.assert_array_equal(more.traces, fresh.traces)
