@@ -138,6 +138,10 @@ def test_compare_width_units():
     c = compare_width(theory, sampled)
     assert c["max_abs_z_U1"] == pytest.approx(2.0)
     assert c["accuracy"]["z"] == pytest.approx(5.0) and c["generalization_error"]["z"] == pytest.approx(3.0)
+    # with the test set known (one predictor value per point): an accuracy MCSE below half a test point gives no z
+    exact = dict(sampled, test_accuracy_mcse=0.0, predictor_mean=[0.1] * 100)
+    assert np.isnan(compare_width(theory, exact)["accuracy"]["z"])
+    assert compare_width(theory, dict(exact, test_accuracy_mcse=0.01))["accuracy"]["z"] == pytest.approx(5.0)
 
 
 def test_cli_compare_reduced_and_bad_input(tmp_path, capsys):

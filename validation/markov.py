@@ -374,15 +374,20 @@ def compare_width(theory_row, sampled):
     -------
     dict
         ``accuracy``, ``generalization_error``: ``{"theory", "sampled", "mcse", "abs_diff", "z"}``;
-        ``U1``: the same with [D, D] lists; ``max_abs_z_U1``.  ``z = |Δ| / MCSE``.
+        ``U1``: the same with [D, D] lists; ``max_abs_z_U1``.  ``z = |Δ| / MCSE``; for the accuracy NaN when its
+        MCSE is below half a test point (``sampled`` holding ``predictor_mean``, one value per test point): then it
+        only says that no prediction changed sign between batches, and a z against it is meaningless (infinite for a
+        one-point difference).
     """
     out = {}
+    n_test = int(np.size(sampled.get("predictor_mean", [])))
     for key, mc in (("accuracy", "test_accuracy_mcse"), ("generalization_error", "generalization_error_mcse")):
         th = float(theory_row["test_accuracy" if key == "accuracy" else key])
         sa = float(sampled["test_accuracy" if key == "accuracy" else key])
         se = float(sampled[mc])
         d = abs(th - sa)
-        out[key] = dict(theory=th, sampled=sa, mcse=se, abs_diff=d, z=_z(d, se))
+        unresolved = key == "accuracy" and n_test > 0 and not se >= 0.5 / n_test  # NaN compares False
+        out[key] = dict(theory=th, sampled=sa, mcse=se, abs_diff=d, z=float("nan") if unresolved else _z(d, se))
     Ut, Us = np.asarray(theory_row["U1"], float), np.asarray(sampled["U1_sampled"], float)
     Se = np.asarray(np.where(np.equal(sampled["U1_mcse"], None), np.nan, sampled["U1_mcse"]), float)
     d = np.abs(Ut - Us)

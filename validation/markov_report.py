@@ -170,7 +170,7 @@ def _width_rows(results, width, s, names):
     L.append("|---|---|---|---|---|---|---|")
     dg = s["diagnostics"]
     L.append(f"| accuracy | {c['accuracy']['theory']:.4f} | {_fmt(c['accuracy']['sampled'], c['accuracy']['mcse'])} "
-             f"| {gpa['test_accuracy']:.4f} | {c['accuracy']['z']:.2f} | – | – |")
+             f"| {gpa['test_accuracy']:.4f} | {_num(c['accuracy']['z'], '.2f')} | – | – |")
     te = dg.get("test_mse", {})
     L.append(f"| generalisation error | {c['generalization_error']['theory']:.4f} | "
              f"{_fmt(c['generalization_error']['sampled'], c['generalization_error']['mcse'])} | "
@@ -223,12 +223,14 @@ def _network_section(results, figs):
         L.append("|---|---|---|---|---|")
         for width, c in results["comparison"].items():
             g = c["generalization_error"]
-            L.append(f"| {width} | {c['max_abs_z_U1']:.2f} | {c['accuracy']['z']:.2f} | {g['z']:.2f} | "
+            L.append(f"| {width} | {c['max_abs_z_U1']:.2f} | {_num(c['accuracy']['z'], '.2f')} | {g['z']:.2f} | "
                      f"{g['abs_diff'] / abs(g['theory']):.2%} |")
         L.append("")
         L.append("docs/theory.md §4, §8.4: the theory is exact as N, P → ∞ at fixed P/N; at finite N the corrections "
                  "are O(1/N), so large z at small N is the expected finite-size discrepancy, not a sampling failure, and "
-                 "z should fall as N grows.\n")
+                 "z should fall as N grows. The z of the accuracy is – where its MCSE is below half a test point: "
+                 "no prediction changed sign between batches, so the MCSE resolves nothing finer than one test point "
+                 "and a z against it would be meaningless.\n")
     L += _gibbs_section(results)
     L.append("### Figures\n")
     for stem in figs:
