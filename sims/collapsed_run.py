@@ -218,9 +218,10 @@ class _Run:
         self.mass_matrix = resolved_mass_matrix(spec, config)
         self.warm, self.draws = _make_fns(static, config.sampler, config.adjusted, config.thin, self.D,
                                           self.mass_matrix == "dense")
-        # "auto" and the mass matrix it resolves to are the same setting (a result's config names the resolved one)
-        self.fp = ckpt.fingerprint(problem, spec, config.replace(mass_matrix=self.mass_matrix)
-                                   if config.sampler == "overlap" else config)
+        # "auto" and the mass matrix it resolves to are the same setting: the fingerprint and the result's config
+        # name the resolved one
+        self.resolved = config.replace(mass_matrix=self.mass_matrix) if config.sampler == "overlap" else config
+        self.fp = ckpt.fingerprint(problem, spec, self.resolved)
         self.done, self.acc_sum, self.ge_sum, self.run_time, self.compile_time = 0, 0.0, 0.0, 0.0, 0.0
         self.extensions = 0
         self.compiled = {}  # block length -> compiled block of draws (reused across extensions)
@@ -366,8 +367,7 @@ def sample_collapsed(problem, spec, config: SampleConfig, *, checkpoint=None, re
             bar.refresh()
     if bar is not None:
         bar.close()
-    return summarise(run, config.replace(steps=steps, mass_matrix=run.mass_matrix if config.sampler == "overlap"
-                                         else config.mass_matrix))
+    return summarise(run, run.resolved.replace(steps=steps))
 
 
 def _predictor_summary(run: _Run):

@@ -60,10 +60,6 @@ class PairSums(NamedTuple):
     S: jax.Array
 
 
-def _pair_pairs(n_p):
-    return np.triu_indices(n_p)
-
-
 def pack(X):
     """Upper triangle (``numpy.triu_indices`` order) of the symmetric ``X`` [..., P, P] → [..., P(P+1)/2]."""
     r, c = np.triu_indices(X.shape[-1])
@@ -77,7 +73,8 @@ def _unpack(x, P):
 
 
 def _pack_weights(P, dtype):
-    """``⟨X, Y⟩ = Σ pack(X) · (weights · pack(Y))`` for symmetric X, Y: 1 on the diagonal, 2 off it."""
+    """1 on the diagonal, 2 off it, in ``numpy.triu_indices(P)`` order: ``⟨X, Y⟩ = Σ pack(X) · (weights · pack(Y))``
+    for symmetric X, Y, and likewise a sum over ordered pairs of pairs ``(p, p')`` from the pairs ``p ≤ p'``."""
     r, c = np.triu_indices(P)
     return jnp.asarray(np.where(r == c, 1.0, 2.0), dtype)
 
@@ -95,14 +92,14 @@ def sums_data(data: PredictorData, chains, budget=SUMS_BUDGET):
     itemsize = np.dtype(data.c_test.dtype).itemsize
     if 2 * n_q * P * P >= Q * (0.625 * P * P + n_p * P) or (int(chains) + 1) * n_q * P * P * itemsize > budget:
         return None
-    r, c = _pair_pairs(n_p)
-    factor = jnp.asarray(np.where(r == c, 1.0, 2.0), data.c_test.dtype)
+    r, c = np.triu_indices(n_p)
     rj, cj = jnp.asarray(r), jnp.asarray(c)
     dt = data.c_test.dtype
+    factor, entry_weights = _pack_weights(n_p, dt), _pack_weights(P, dt)
 
     def block(k):
         Mk = data.c_test[rj[k]].T @ data.c_test[cj[k]]
-        return pack(0.5 * (Mk + Mk.T)) * _pack_weights(P, dt)
+        return pack(0.5 * (Mk + Mk.T)) * entry_weights
 
     M = jax.lax.map(block, jnp.arange(r.size))
     z = jnp.einsum("pqi,q->pi", data.c_test, data.y_test)
@@ -135,7 +132,7 @@ def draw_terms(U1, data: PredictorData, sd: SumsData):
     alpha = G @ data.y
     W = pack(jnp.outer(alpha, alpha) - G)
     w = pair_weights(U1)
-    r, c = _pair_pairs(w.shape[0])
+    r, c = np.triu_indices(w.shape[0])
     quad = jnp.dot(w[r] * w[c], sd.M @ W)  # Σ_q k*ᵀ W k*
     kss = jnp.sum(U1 * sd.kss_sum)
     Q = data.y_test.shape[0]
@@ -148,7 +145,7 @@ def draw_terms(U1, data: PredictorData, sd: SumsData):
 def sums_add(sums: PairSums, w, alpha, W) -> PairSums:
     """Add one draw (leading chain axes allowed on every argument: an elementwise, in-place update)."""
     n_p = w.shape[-1]
-    r, c = _pair_pairs(n_p)
+    r, c = np.triu_indices(n_p)
     ww = w[..., r] * w[..., c]
     return PairSums(sums.A + w[..., :, None] * alpha[..., None, :], sums.S + ww[..., :, None] * W[..., None, :])
 
@@ -163,8 +160,8 @@ def _finalize(A, S, count, U1_mean, c_test, c_diag):
     n = jnp.maximum(count, 1).astype(A.dtype)
     mean = jnp.einsum("pi,pqi->q", A, c_test) / n
     n_p = A.shape[0]
-    r, c = _pair_pairs(n_p)
-    factor = jnp.asarray(np.where(r == c, 1.0, 2.0), A.dtype)
+    r, c = np.triu_indices(n_p)
+    factor = _pack_weights(n_p, A.dtype)
     rj, cj = jnp.asarray(r), jnp.asarray(c)
 
     def pair(carry, k):  # c_r(q)ᵀ S_k c_c(q) for every q, one pair of pairs at a time

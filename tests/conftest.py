@@ -25,6 +25,20 @@ from smtheory.precision import configure_process  # noqa: E402
 configure_process()
 
 
+def interrupted_and_fresh(prob, spec, short, long, checkpoint):
+    """``(resumed, fresh)``: ``short`` sampled into ``checkpoint`` then resumed to ``long``, and ``long`` from scratch."""
+    import warnings
+
+    from smtheory.sims import sample
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sample(prob, spec, short, checkpoint=checkpoint, progress=False)
+        resumed = sample(prob, spec, long, checkpoint=checkpoint, resume=True, progress=False)
+        fresh = sample(prob, spec, long, progress=False)
+    return resumed, fresh
+
+
 def random_problem(heads=(2, 2), P=30, Q=20, N0=6, T=5, seed=0, readout="last"):
     """A small random problem: random w-style heads, labels from a random linear teacher."""
     rng = np.random.default_rng(seed)

@@ -11,7 +11,7 @@ import smtheory as smt
 from smtheory.sims import SampleConfig, sample
 from smtheory.sims import nuts
 from smtheory.sims.overlap import overlap_target
-from tests.conftest import random_problem
+from tests.conftest import interrupted_and_fresh, random_problem
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +109,7 @@ def test_resume_is_bit_identical_and_refuses_another_problem(tiny, tmp_path):
     ck = str(tmp_path / "ov.npz")
     short = SampleConfig(sampler="overlap", chains=2, steps=40, burnin=60, chunk=20, seed=7, max_steps=40)
     long = short.replace(steps=80, max_steps=80)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sample(prob, spec, short, checkpoint=ck, progress=False)
-        resumed = sample(prob, spec, long, checkpoint=ck, resume=True, progress=False)
-        fresh = sample(prob, spec, long, progress=False)
+    resumed, fresh = interrupted_and_fresh(prob, spec, short, long, ck)
     np.testing.assert_array_equal(resumed.traces, fresh.traces)
     np.testing.assert_array_equal(resumed.U1_sampled, fresh.U1_sampled)
     other = random_problem(heads=(2, 1), P=16, Q=12, N0=4, T=3, seed=5)

@@ -12,7 +12,7 @@ from smtheory.sims import SampleConfig, nuts, rb_sums, sample
 from smtheory.sims import rao_blackwell as rb
 from smtheory.sims.collapsed_base import CollapsedTarget
 from smtheory.sims.collapsed_run import resolved_mass_matrix
-from tests.conftest import random_problem
+from tests.conftest import interrupted_and_fresh, random_problem
 
 # D = 4 paths, P < D N0 (pair blocks formed), Q large: the summed route applies
 PAIRS = dict(heads=(2, 2), P=20, Q=150, N0=8, T=3, seed=3)
@@ -87,12 +87,7 @@ def test_resume_with_the_sums_route_is_bit_identical(pair_problem, tmp_path):
     prob, spec = pair_problem
     ck = str(tmp_path / "sums.npz")
     short = SampleConfig(sampler="overlap", chains=2, steps=40, burnin=60, chunk=20, seed=5, max_steps=40)
-    long = short.replace(steps=80, max_steps=80)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sample(prob, spec, short, checkpoint=ck, progress=False)
-        resumed = sample(prob, spec, long, checkpoint=ck, resume=True, progress=False)
-        fresh = sample(prob, spec, long, progress=False)
+    resumed, fresh = interrupted_and_fresh(prob, spec, short, short.replace(steps=80, max_steps=80), ck)
     np.testing.assert_array_equal(resumed.traces, fresh.traces)
     np.testing.assert_array_equal(resumed.predictor_variance, fresh.predictor_variance)
     np.testing.assert_array_equal(resumed.predictor_mean, fresh.predictor_mean)
